@@ -1,0 +1,285 @@
+package stint
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/stint-dev/stint/store"
+)
+
+// Task is a task as stored: its state, timings, resources and outputs.
+type Task = store.Task
+
+// Blocker is an earlier task that a waiting task waits for on a resource.
+type Blocker = store.Blocker
+
+// Limits on what a dispatch may ask for.
+const (
+	MaxResourceLength   = 1024 // bytes in one resource name
+	MaxResourcesPerTask = 1000 // exclusive and shared together
+	MaxArgsBytes        = 1 << 20
+)
+
+// DispatchRequest describes a task to dispatch.
+type DispatchRequest struct {
+	// Name is a registered task name.
+	Name string
+	// Args are encoded as JSON; a json.RawMessage or []byte is taken as
+	// is. They must decode into the task type's args type.
+	Args any
+	// ExclusiveResources are held by this task alone; SharedResources
+	// together with other shared holders. A resource in both lists is
+	// exclusive.
+	ExclusiveResources []string
+	SharedResources    []string
+	// Owner is recorded on the task (the API sets it to the caller).
+	Owner string
+	// Versions are minimum versions of components a worker must provide.
+	Versions map[string]string
+	// TaskGroup puts the task in a group.
+	TaskGroup *uuid.UUID
+
+	parent *uuid.UUID
+}
+
+// ValidationError is a dispatch the client refused. Field names the request
+// field at fault, as the HTTP API spells it.
+type ValidationError struct {
+	Index   int // position in a DispatchMany batch; -1 for a single dispatch
+	Field   string
+	Message string
+}
+
+func (e *ValidationError) Error() string {
+	if e.Index >= 0 {
+		return fmt.Sprintf("tasks[%d].%s: %s", e.Index, e.Field, e.Message)
+	}
+	return e.Field + ": " + e.Message
+}
+
+// Client dispatches tasks and reads them. It is safe for concurrent use.
+type Client struct {
+	store store.Store
+	reg   *Registry
+}
+
+// NewClient returns a client that dispatches the task types of reg into st.
+func NewClient(st store.Store, reg *Registry) *Client {
+	return &Client{store: st, reg: reg}
+}
+
+// Dispatch validates and dispatches one task. A *ValidationError says what
+// is wrong with the request.
+func (c *Client) Dispatch(ctx context.Context, req DispatchRequest) (*Task, error) {
+	nt, err := c.prepare(req, -1)
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := c.store.Dispatch(ctx, []store.NewTask{nt})
+	if err != nil {
+		return nil, err
+	}
+	return tasks[0], nil
+}
+
+// DispatchMany validates and dispatches tasks in one transaction, in order:
+// all or none. A *ValidationError names the index of the first bad request.
+func (c *Client) DispatchMany(ctx context.Context, reqs []DispatchRequest) ([]*Task, error) {
+	nts, err := c.Prepare(reqs)
+	if err != nil {
+		return nil, err
+	}
+	return c.store.Dispatch(ctx, nts)
+}
+
+// Prepare validates requests and turns them into the store's form, with
+// new ids, without dispatching them. Use it to dispatch inside your own
+// transaction (postgres.DispatchTx).
+func (c *Client) Prepare(reqs []DispatchRequest) ([]store.NewTask, error) {
+	nts := make([]store.NewTask, len(reqs))
+	for i, r := range reqs {
+		nt, err := c.prepare(r, i)
+		if err != nil {
+			return nil, err
+		}
+		nts[i] = nt
+	}
+	return nts, nil
+}
+
+// Task returns one task, or an error wrapping store.ErrNotFound.
+func (c *Client) Task(ctx context.Context, id uuid.UUID) (*Task, error) {
+	return c.store.Task(ctx, id)
+}
+
+// BlockedBy lists what a waiting task waits for.
+func (c *Client) BlockedBy(ctx context.Context, id uuid.UUID) ([]Blocker, error) {
+	return c.store.BlockedBy(ctx, id)
+}
+
+// versionRE is a minimum version: one to three dot-separated numbers.
+var versionRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+){0,2}$`)
+
+func (c *Client) prepare(r DispatchRequest, index int) (store.NewTask, error) {
+	bad := func(field, format string, a ...any) error {
+		return &ValidationError{Index: index, Field: field, Message: fmt.Sprintf(format, a...)}
+	}
+	var nt store.NewTask
+	if r.Name == "" {
+		return nt, bad("name", "is required")
+	}
+	tt, ok := c.reg.lookup(r.Name)
+	if !ok {
+		return nt, bad("name", "unknown task name %q", r.Name)
+	}
+	args, err := encodeArgs(r.Args)
+	if err != nil {
+		return nt, bad("args", "%v", err)
+	}
+	if err := tt.decode(args); err != nil {
+		return nt, bad("args", "do not fit task %s: %v", r.Name, err)
+	}
+	exclusive, shared, rerr := normalizeResources(r.ExclusiveResources, r.SharedResources)
+	if rerr != nil {
+		return nt, bad(rerr.field, "%s", rerr.msg)
+	}
+	for comp, v := range r.Versions {
+		if comp == "" {
+			return nt, bad("versions", "component name is empty")
+		}
+		if !versionRE.MatchString(v) {
+			return nt, bad("versions", "%q for %s is not a version such as 1.4.0", v, comp)
+		}
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nt, err
+	}
+	return store.NewTask{
+		ID: id, Name: r.Name, Args: args, Owner: r.Owner,
+		ExclusiveResources: exclusive, SharedResources: shared,
+		Versions: r.Versions, ParentTask: r.parent, TaskGroup: r.TaskGroup,
+	}, nil
+}
+
+func encodeArgs(a any) (json.RawMessage, error) {
+	var raw []byte
+	switch v := a.(type) {
+	case nil:
+		return json.RawMessage("{}"), nil
+	case json.RawMessage:
+		raw = v
+	case []byte:
+		raw = v
+	default:
+		b, err := json.Marshal(a)
+		if err != nil {
+			return nil, err
+		}
+		raw = b
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return json.RawMessage("{}"), nil
+	}
+	if len(raw) > MaxArgsBytes {
+		return nil, fmt.Errorf("are %d bytes, more than %d", len(raw), MaxArgsBytes)
+	}
+	if !json.Valid(raw) {
+		return nil, fmt.Errorf("are not valid JSON")
+	}
+	if hasNULEscape(raw) {
+		return nil, fmt.Errorf(`contain the escape \u0000, which cannot be stored`)
+	}
+	return json.RawMessage(raw), nil
+}
+
+// hasNULEscape reports whether valid JSON text holds the escape \u0000
+// (a backslash that is not itself escaped, then u0000). PostgreSQL's jsonb
+// refuses it.
+func hasNULEscape(raw []byte) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if bytes.HasPrefix(raw[i+1:], []byte("u0000")) {
+			return true
+		}
+		i++ // skip the escaped character, which may be a backslash
+	}
+	return false
+}
+
+type resourceError struct{ field, msg string }
+
+// normalizeResources checks resource names and returns both lists sorted,
+// without duplicates, and with a resource in both lists kept as exclusive.
+func normalizeResources(exclusive, shared []string) (ex, sh []string, rerr *resourceError) {
+	if len(exclusive)+len(shared) > MaxResourcesPerTask {
+		return nil, nil, &resourceError{"exclusive_resources", fmt.Sprintf("more than %d resources", MaxResourcesPerTask)}
+	}
+	check := func(field string, list []string) *resourceError {
+		for i, r := range list {
+			if msg := resourceProblem(r); msg != "" {
+				return &resourceError{fmt.Sprintf("%s[%d]", field, i), msg}
+			}
+		}
+		return nil
+	}
+	if e := check("exclusive_resources", exclusive); e != nil {
+		return nil, nil, e
+	}
+	if e := check("shared_resources", shared); e != nil {
+		return nil, nil, e
+	}
+	ex = uniqueSorted(exclusive)
+	inEx := make(map[string]bool, len(ex))
+	for _, r := range ex {
+		inEx[r] = true
+	}
+	for _, r := range uniqueSorted(shared) {
+		if !inEx[r] {
+			sh = append(sh, r)
+		}
+	}
+	return ex, sh, nil
+}
+
+func resourceProblem(r string) string {
+	switch {
+	case r == "":
+		return "resource is empty"
+	case len(r) > MaxResourceLength:
+		return fmt.Sprintf("resource is %d bytes, more than %d", len(r), MaxResourceLength)
+	case !utf8.ValidString(r):
+		return "resource is not valid UTF-8"
+	case strings.IndexFunc(r, unicode.IsControl) >= 0:
+		return "resource contains a control character"
+	}
+	return ""
+}
+
+func uniqueSorted(in []string) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := append([]string(nil), in...)
+	sort.Strings(out)
+	n := 1
+	for _, s := range out[1:] {
+		if s != out[n-1] {
+			out[n] = s
+			n++
+		}
+	}
+	return out[:n]
+}

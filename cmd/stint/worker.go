@@ -1,0 +1,56 @@
+package main
+
+import (
+	"runtime"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stint-dev/stint"
+)
+
+func newWorkerCommand() *cobra.Command {
+	var (
+		db      string
+		migrate bool
+		cfg     stint.WorkerConfig
+	)
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run tasks from a PostgreSQL database",
+		Long: `Run a worker: it registers itself, heartbeats, and runs the tasks it claims,
+--concurrency at a time, until SIGINT or SIGTERM. Then it stops claiming, lets
+running tasks finish within --shutdown-grace, cancels the rest, and leaves.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			st, err := openPostgres(ctx, db)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if migrate {
+				if err := st.Migrate(ctx); err != nil {
+					return err
+				}
+			}
+			cfg.Logger = newLogger()
+			w, err := stint.NewWorker(st, stint.NewRegistry(), cfg)
+			if err != nil {
+				return err
+			}
+			cfg.Logger.Info("worker started", "name", w.Name(), "concurrency", cfg.Concurrency)
+			return w.Run(ctx)
+		},
+	}
+	dbFlag(cmd, &db)
+	f := cmd.Flags()
+	f.BoolVar(&migrate, "migrate", false, "apply schema migrations at start")
+	f.StringVar(&cfg.Name, "name", "", "worker name, unique among online workers (default {pid}@{hostname})")
+	f.IntVar(&cfg.Concurrency, "concurrency", runtime.NumCPU(), "tasks run at once")
+	f.DurationVar(&cfg.PollInterval, "poll-interval", 0, "look for tasks at least this often (default 1s)")
+	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "heartbeat period (default 2s)")
+	f.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 0, "time running tasks get to finish at shutdown (default 30s)")
+	f.DurationVar(&cfg.SweepInterval, "sweep-interval", 0, "period of the scheduler's safety net, negative to disable (default 30s)")
+	f.StringVar(&cfg.WorkDir, "workdir", "", "directory for the tasks' working directories, emptied at start")
+	return cmd
+}

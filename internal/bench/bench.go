@@ -1,0 +1,300 @@
+// Package bench runs the benchmark scenarios of `stint bench`. Each scenario
+// runs in a scratch database of its own, created on the given server and
+// dropped afterwards, and prints one line: "NAME: VALUE UNIT", details after.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stint-dev/stint"
+	"github.com/stint-dev/stint/internal/pgtest"
+	"github.com/stint-dev/stint/store"
+	"github.com/stint-dev/stint/store/postgres"
+)
+
+// Scenarios lists the scenario names in the order they run.
+var Scenarios = []string{"throughput-noop", "throughput-resources", "depth", "latency"}
+
+// Config configures a benchmark run.
+type Config struct {
+	ServerURL    string   // PostgreSQL server to create scratch databases on
+	Scenarios    []string // default: all
+	Tasks        int      // tasks per throughput run; default 50,000
+	Concurrency  int      // worker slots; default 100
+	BatchSize    int      // tasks per dispatch call; default 1,000
+	DepthWaiting int      // waiting tasks of the deep run of "depth"; default 1,000,000
+	Samples      int      // latency samples; default 300
+	Keep         bool     // keep the scratch databases, for inspection
+	Out          io.Writer
+	Logger       *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if len(c.Scenarios) == 0 {
+		c.Scenarios = Scenarios
+	}
+	if c.Tasks <= 0 {
+		c.Tasks = 50_000
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 100
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1000
+	}
+	if c.DepthWaiting <= 0 {
+		c.DepthWaiting = 1_000_000
+	}
+	if c.Samples <= 0 {
+		c.Samples = 300
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Run runs the configured scenarios and prints their lines to cfg.Out.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.defaults()
+	for _, name := range cfg.Scenarios {
+		if !slices.Contains(Scenarios, name) {
+			return fmt.Errorf("unknown scenario %q (known: %v)", name, Scenarios)
+		}
+	}
+	for _, name := range cfg.Scenarios {
+		var line string
+		var err error
+		switch name {
+		case "throughput-noop":
+			var r throughput
+			r, err = runThroughput(ctx, cfg, false, 0)
+			line = fmt.Sprintf("throughput-noop: %.0f tasks/s (%d tasks, dispatch %.0f tasks/s, %d slots)", r.rate, cfg.Tasks, r.dispatchRate, cfg.Concurrency)
+		case "throughput-resources":
+			var r throughput
+			r, err = runThroughput(ctx, cfg, true, 0)
+			line = fmt.Sprintf("throughput-resources: %.0f tasks/s (%d tasks, 1 exclusive + 2 shared of %d resources each, dispatch %.0f tasks/s)", r.rate, cfg.Tasks, resourceCount, r.dispatchRate)
+		case "depth":
+			var shallow, deep throughput
+			if shallow, err = runThroughput(ctx, cfg, true, 1000); err == nil {
+				deep, err = runThroughput(ctx, cfg, true, cfg.DepthWaiting)
+			}
+			line = fmt.Sprintf("depth: ratio %.2f (throughput-resources with 1000 tasks waiting: %.0f tasks/s; with %d waiting: %.0f tasks/s)",
+				deep.rate/shallow.rate, shallow.rate, cfg.DepthWaiting, deep.rate)
+		case "latency":
+			var p50, p99 time.Duration
+			p50, p99, err = runLatency(ctx, cfg)
+			line = fmt.Sprintf("latency: p50 %.1f ms p99 %.1f ms (dispatch to running on an idle worker, %d samples)", ms(p50), ms(p99), cfg.Samples)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		fmt.Fprintln(cfg.Out, line)
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// resourceCount is the number of distinct resources throughput-resources
+// draws from.
+const resourceCount = 1000
+
+// scratch creates and migrates a scratch database and returns its store.
+func scratch(ctx context.Context, cfg Config) (*postgres.Store, func(), error) {
+	dsn, drop, err := pgtest.CreateDatabase(ctx, cfg.ServerURL, "stint_bench")
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := postgres.Open(ctx, dsn)
+	if err == nil {
+		err = st.Migrate(ctx)
+		if err != nil {
+			st.Close()
+		}
+	}
+	if err != nil {
+		drop() //nolint:errcheck
+		return nil, nil, err
+	}
+	return st, func() {
+		st.Close()
+		if cfg.Keep {
+			cfg.Logger.Info("kept scratch database", "dsn", dsn)
+			return
+		}
+		if err := drop(); err != nil {
+			cfg.Logger.Warn("dropping scratch database failed", "error", err)
+		}
+	}, nil
+}
+
+type throughput struct {
+	rate, dispatchRate float64
+}
+
+// runThroughput dispatches cfg.Tasks no-op tasks in batches while one
+// worker runs them, and measures from the first dispatch to the last
+// completion. With waiting > 0, that many tasks first wait on resources no
+// benchmark task uses, behind blockers no worker claims.
+func runThroughput(ctx context.Context, cfg Config, withResources bool, waiting int) (throughput, error) {
+	st, done, err := scratch(ctx, cfg)
+	if err != nil {
+		return throughput{}, err
+	}
+	defer done()
+	if waiting > 0 {
+		if err := preloadWaiting(ctx, st, waiting); err != nil {
+			return throughput{}, fmt.Errorf("preloading %d waiting tasks: %w", waiting, err)
+		}
+	}
+	reg := stint.NewRegistry()
+	client := stint.NewClient(st, reg)
+	w, err := stint.NewWorker(st, reg, stint.WorkerConfig{Name: "bench", Concurrency: cfg.Concurrency, SweepInterval: -1, Logger: cfg.Logger})
+	if err != nil {
+		return throughput{}, err
+	}
+	wctx, stopWorker := context.WithCancel(ctx)
+	werr := make(chan error, 1)
+	go func() { werr <- w.Run(wctx) }()
+	defer func() { stopWorker(); <-werr }()
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	reqs := make([]stint.DispatchRequest, cfg.Tasks)
+	for i := range reqs {
+		reqs[i] = stint.DispatchRequest{Name: "stint.noop"}
+		if withResources {
+			picks := rng.Perm(resourceCount)[:3]
+			reqs[i].ExclusiveResources = []string{fmt.Sprintf("res:%d", picks[0])}
+			reqs[i].SharedResources = []string{fmt.Sprintf("res:%d", picks[1]), fmt.Sprintf("res:%d", picks[2])}
+		}
+	}
+	start := time.Now()
+	for i := 0; i < len(reqs); i += cfg.BatchSize {
+		if _, err := client.DispatchMany(ctx, reqs[i:min(i+cfg.BatchSize, len(reqs))]); err != nil {
+			return throughput{}, err
+		}
+	}
+	dispatched := time.Since(start)
+	for w.Stats().Finished < int64(cfg.Tasks) {
+		select {
+		case <-ctx.Done():
+			return throughput{}, ctx.Err()
+		case err := <-werr:
+			return throughput{}, fmt.Errorf("worker stopped: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	elapsed := time.Since(start)
+	return throughput{
+		rate:         float64(cfg.Tasks) / elapsed.Seconds(),
+		dispatchRate: float64(cfg.Tasks) / dispatched.Seconds(),
+	}, nil
+}
+
+// preloadWaiting dispatches n tasks that stay waiting: 100 blockers hold
+// resources exclusively under a name no worker runs, and the n tasks share
+// those resources behind them.
+func preloadWaiting(ctx context.Context, st *postgres.Store, n int) error {
+	const blockers = 100
+	newTask := func(ex, sh []string) store.NewTask {
+		return store.NewTask{ID: uuid.Must(uuid.NewV7()), Name: "bench.blocked", Args: json.RawMessage(`{}`), ExclusiveResources: ex, SharedResources: sh}
+	}
+	var batch []store.NewTask
+	for i := range blockers {
+		batch = append(batch, newTask([]string{fmt.Sprintf("blocked:%d", i)}, nil))
+	}
+	if _, err := st.Dispatch(ctx, batch); err != nil {
+		return err
+	}
+	const chunk = 10_000
+	for left := n; left > 0; left -= chunk {
+		batch = batch[:0]
+		for i := range min(chunk, left) {
+			batch = append(batch, newTask(nil, []string{fmt.Sprintf("blocked:%d", i%blockers)}))
+		}
+		if _, err := st.Dispatch(ctx, batch); err != nil {
+			return err
+		}
+	}
+	// Measure the steady state of a deep queue, not the aftermath of the
+	// bulk load: vacuum and analyze what was loaded, and write it out.
+	if _, err := st.Pool().Exec(ctx, "VACUUM ANALYZE"); err != nil {
+		return err
+	}
+	if _, err := st.Pool().Exec(ctx, "CHECKPOINT"); err != nil {
+		return fmt.Errorf("CHECKPOINT (the depth scenario needs a role allowed to run it): %w", err)
+	}
+	return nil
+}
+
+// runLatency dispatches tasks one at a time to an idle worker and measures,
+// on one clock, from before the dispatch call to the start of the task's
+// function.
+func runLatency(ctx context.Context, cfg Config) (p50, p99 time.Duration, err error) {
+	st, done, err := scratch(ctx, cfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer done()
+	var mu sync.Mutex
+	started := map[uuid.UUID]chan time.Time{}
+	reg := stint.NewRegistry()
+	stint.Register(reg, "bench.latency", func(_ context.Context, run *stint.Run, _ struct{}) (struct{}, error) {
+		now := time.Now()
+		mu.Lock()
+		ch := started[run.ID()]
+		mu.Unlock()
+		if ch != nil {
+			ch <- now
+		}
+		return struct{}{}, nil
+	})
+	// Ids are known only once Dispatch returns, so the task looks its
+	// channel up; the channel is registered before the dispatch by id.
+	client := stint.NewClient(st, reg)
+	w, err := stint.NewWorker(st, reg, stint.WorkerConfig{Name: "bench", Concurrency: 4, SweepInterval: -1, Logger: cfg.Logger})
+	if err != nil {
+		return 0, 0, err
+	}
+	wctx, stopWorker := context.WithCancel(ctx)
+	werr := make(chan error, 1)
+	go func() { werr <- w.Run(wctx) }()
+	defer func() { stopWorker(); <-werr }()
+	time.Sleep(200 * time.Millisecond) // let the worker register and listen
+
+	lat := make([]time.Duration, 0, cfg.Samples)
+	for range cfg.Samples {
+		nts, err := client.Prepare([]stint.DispatchRequest{{Name: "bench.latency"}})
+		if err != nil {
+			return 0, 0, err
+		}
+		ch := make(chan time.Time, 1)
+		mu.Lock()
+		started[nts[0].ID] = ch
+		mu.Unlock()
+		t0 := time.Now()
+		if _, err := st.Dispatch(ctx, nts); err != nil {
+			return 0, 0, err
+		}
+		select {
+		case t1 := <-ch:
+			lat = append(lat, t1.Sub(t0))
+		case <-time.After(10 * time.Second):
+			return 0, 0, fmt.Errorf("task %s did not start within 10s", nts[0].ID)
+		}
+		time.Sleep(5 * time.Millisecond) // the worker is idle again
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return lat[len(lat)/2], lat[len(lat)*99/100], nil
+}

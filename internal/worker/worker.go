@@ -1,0 +1,414 @@
+// Package worker claims runnable tasks from a store, runs them with a
+// handler, heartbeats, and records how each run ended.
+//
+// A Worker has a fixed number of slots. One loop claims as many tasks as
+// there are free slots, in one query, whenever it is woken (a notification
+// from the store, a freed slot after a full claim, or the poll interval).
+// Outcomes are written in batches by a second loop: whatever finished while
+// the previous batch was being written goes into the next one.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stint-dev/stint/store"
+)
+
+// Handler runs one task. It returns the task's result, or the error that
+// failed it. It must return soon after ctx is canceled.
+type Handler func(ctx context.Context, t *store.Task, rec *Recorder) (json.RawMessage, *store.TaskError)
+
+// Config configures a Worker. Zero values take the defaults noted.
+type Config struct {
+	Name              string            // unique among online workers; required
+	Hostname          string            // reported in the worker list
+	PID               int               // reported in the worker list
+	Concurrency       int               // slots; default 1
+	ClaimBatch        int               // most tasks per claim; default 100
+	Names             []string          // task names this worker runs; required
+	Versions          map[string]string // component versions it provides
+	Handler           Handler           // runs a task; required
+	PollInterval      time.Duration     // claim at least this often; default 1 s
+	HeartbeatInterval time.Duration     // default 2 s
+	SweepInterval     time.Duration     // scheduler safety net; default 30 s, negative disables
+	ShutdownGrace     time.Duration     // time running tasks get to finish at shutdown; default 30 s
+	Logger            *slog.Logger      // default slog.Default()
+}
+
+// Stats counts what a worker did.
+type Stats struct {
+	Claimed     int64
+	Finished    int64
+	SweepRepair int64 // repairs the sweep made: each one is a scheduler bug signal
+}
+
+// Worker runs tasks from a store. Create it with New and start it with Run.
+type Worker struct {
+	store store.Store
+	cfg   Config
+	log   *slog.Logger
+
+	outcomes chan store.Outcome
+	freed    chan struct{}
+
+	outMu     sync.Mutex // guards sending on outcomes against its closing
+	outClosed bool
+
+	mu      sync.Mutex
+	running map[uuid.UUID]*runningTask
+	stats   Stats
+}
+
+type runningTask struct {
+	task   *store.Task
+	cancel context.CancelFunc
+}
+
+// New returns a worker that is not yet running.
+func New(st store.Store, cfg Config) (*Worker, error) {
+	if cfg.Name == "" || cfg.Handler == nil || len(cfg.Names) == 0 {
+		return nil, errors.New("worker: Name, Handler and Names are required")
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 1
+	}
+	if cfg.ClaimBatch <= 0 {
+		cfg.ClaimBatch = 100
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 2 * time.Second
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = 30 * time.Second
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 30 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Worker{
+		store:    st,
+		cfg:      cfg,
+		log:      log.With("worker", cfg.Name),
+		outcomes: make(chan store.Outcome, cfg.Concurrency),
+		freed:    make(chan struct{}, 1),
+		running:  make(map[uuid.UUID]*runningTask),
+	}, nil
+}
+
+// Stats returns a snapshot of the worker's counters.
+func (w *Worker) Stats() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stats
+}
+
+// Run registers the worker and runs tasks until ctx ends. Then it stops
+// claiming, gives running tasks the shutdown grace period, cancels those
+// still running, records them dropped if they do not return, and removes
+// the worker from the list.
+func (w *Worker) Run(ctx context.Context) error {
+	info := store.WorkerInfo{Name: w.cfg.Name, Hostname: w.cfg.Hostname, PID: w.cfg.PID,
+		Versions: w.cfg.Versions, Concurrency: w.cfg.Concurrency}
+	if err := w.store.RegisterWorker(ctx, info); err != nil {
+		return err
+	}
+	// Background loops use their own context: they outlive ctx until the
+	// running tasks have been wound down.
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	wakeups, err := w.store.Wakeups(bg)
+	if err != nil {
+		return err
+	}
+
+	var loops sync.WaitGroup
+	finisherDone := make(chan struct{})
+	go func() { defer close(finisherDone); w.finishLoop(bg) }()
+	loops.Add(1)
+	go func() { defer loops.Done(); w.heartbeatLoop(bg, info) }()
+	if w.cfg.SweepInterval > 0 {
+		loops.Add(1)
+		go func() { defer loops.Done(); w.sweepLoop(bg) }()
+	}
+
+	var tasks sync.WaitGroup
+	w.claimLoop(ctx, wakeups, &tasks)
+	w.shutdown(&tasks)
+	w.outMu.Lock()
+	w.outClosed = true
+	close(w.outcomes)
+	w.outMu.Unlock()
+	<-finisherDone
+	stopBackground()
+	loops.Wait()
+	return w.store.RemoveWorker(context.WithoutCancel(ctx), w.cfg.Name)
+}
+
+func (w *Worker) free() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cfg.Concurrency - len(w.running)
+}
+
+// claimLoop claims and starts tasks until ctx ends.
+func (w *Worker) claimLoop(ctx context.Context, wakeups <-chan struct{}, tasks *sync.WaitGroup) {
+	poll := time.NewTicker(w.cfg.PollInterval)
+	defer poll.Stop()
+	more := true // there may be runnable tasks
+	for {
+		if free := w.free(); more && free > 0 {
+			limit := min(free, w.cfg.ClaimBatch)
+			claimed, err := w.store.Claim(ctx, store.ClaimParams{Worker: w.cfg.Name, Names: w.cfg.Names, Limit: limit})
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				w.log.Warn("claim failed", "error", err)
+				more = false
+			} else {
+				for _, t := range claimed {
+					w.start(t, tasks)
+				}
+				more = len(claimed) == limit
+				if more {
+					continue
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-wakeups:
+			if !ok {
+				wakeups = nil
+			}
+			more = true
+		case <-w.freed:
+		case <-poll.C:
+			more = true
+		}
+	}
+}
+
+// start runs one claimed task in its own goroutine.
+func (w *Worker) start(t *store.Task, tasks *sync.WaitGroup) {
+	ctx, cancel := context.WithCancel(context.Background())
+	rt := &runningTask{task: t, cancel: cancel}
+	w.mu.Lock()
+	w.running[t.ID] = rt
+	w.stats.Claimed++
+	w.mu.Unlock()
+	tasks.Add(1)
+	go func() {
+		defer tasks.Done()
+		defer cancel()
+		rec := newRecorder(w.store, t, cancel)
+		result, taskErr := w.cfg.Handler(ctx, t, rec)
+		rec.stop()
+		if err := rec.Flush(context.Background()); err != nil {
+			w.log.Warn("saving outputs failed", "task", t.ID, "error", err)
+		}
+		outcome := store.Outcome{ID: t.ID, Attempt: t.Attempt, State: store.StateCompleted, Result: result}
+		if taskErr != nil {
+			outcome.State, outcome.Result, outcome.Error = store.StateFailed, nil, taskErr
+			if ctx.Err() != nil {
+				outcome.State = store.StateCanceled
+			}
+		}
+		w.report(outcome)
+		w.mu.Lock()
+		delete(w.running, t.ID)
+		w.mu.Unlock()
+		select {
+		case w.freed <- struct{}{}:
+		default:
+		}
+	}()
+}
+
+// report queues an outcome for the finish loop. A task abandoned at
+// shutdown that returns later reports nothing: it was recorded dropped.
+func (w *Worker) report(o store.Outcome) {
+	w.outMu.Lock()
+	defer w.outMu.Unlock()
+	if !w.outClosed {
+		w.outcomes <- o
+	}
+}
+
+// finishLoop writes outcomes in batches until the outcomes channel closes.
+func (w *Worker) finishLoop(ctx context.Context) {
+	const maxBatch = 1000
+	batch := make([]store.Outcome, 0, maxBatch)
+	for first := range w.outcomes {
+		batch = append(batch[:0], first)
+	collect:
+		for len(batch) < maxBatch {
+			select {
+			case o, ok := <-w.outcomes:
+				if !ok {
+					break collect
+				}
+				batch = append(batch, o)
+			default:
+				break collect
+			}
+		}
+		w.finish(ctx, batch)
+	}
+}
+
+// finish records a batch of outcomes, retrying while the database is
+// unreachable. If the batch holds data the store cannot keep (a result
+// PostgreSQL's jsonb refuses, say), the outcomes are recorded one by one
+// and each unstorable one becomes a failure that says why.
+func (w *Worker) finish(ctx context.Context, batch []store.Outcome) {
+	for attempt := 0; ; attempt++ {
+		_, err := w.store.Finish(ctx, batch)
+		if err == nil {
+			w.mu.Lock()
+			w.stats.Finished += int64(len(batch))
+			w.mu.Unlock()
+			return
+		}
+		if errors.Is(err, store.ErrUnstorable) && len(batch) > 1 {
+			for _, o := range batch {
+				w.finish(ctx, []store.Outcome{o})
+			}
+			return
+		}
+		if errors.Is(err, store.ErrUnstorable) {
+			o := batch[0]
+			w.log.Warn("outcome cannot be stored; recording a failure instead", "task", o.ID, "error", err)
+			batch = []store.Outcome{{ID: o.ID, Attempt: o.Attempt, State: store.StateFailed,
+				Error: &store.TaskError{Kind: "unstorable_result", Description: err.Error()}}}
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		w.log.Warn("recording outcomes failed; retrying", "tasks", len(batch), "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff(attempt)):
+		}
+	}
+}
+
+func backoff(attempt int) time.Duration {
+	d := 50 * time.Millisecond << min(attempt, 5)
+	return min(d, 2*time.Second)
+}
+
+// heartbeatLoop refreshes the worker's heartbeat and cancels the runs whose
+// tasks were canceled or taken from it.
+func (w *Worker) heartbeatLoop(ctx context.Context, info store.WorkerInfo) {
+	t := time.NewTicker(w.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		ids := make([]uuid.UUID, 0, len(w.running))
+		for id := range w.running {
+			ids = append(ids, id)
+		}
+		w.mu.Unlock()
+		states, err := w.store.Heartbeat(ctx, w.cfg.Name, ids)
+		if errors.Is(err, store.ErrNotFound) {
+			w.log.Warn("worker was removed from the list; registering again")
+			err = w.store.RegisterWorker(ctx, info)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("heartbeat failed", "error", err)
+			}
+			continue
+		}
+		w.mu.Lock()
+		for id, st := range states {
+			if rt, ok := w.running[id]; ok && st != store.StateRunning {
+				rt.cancel()
+			}
+		}
+		w.mu.Unlock()
+	}
+}
+
+// sweepLoop runs the scheduler's safety net. Whatever it repairs is logged
+// as an error: the scheduler should have done it on its own.
+func (w *Worker) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(w.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		res, err := w.store.Sweep(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("sweep failed", "error", err)
+			}
+			continue
+		}
+		if res.Total() > 0 {
+			w.mu.Lock()
+			w.stats.SweepRepair += int64(res.Total())
+			w.mu.Unlock()
+			w.log.Error("sweep found stuck tasks (scheduler bug)", "unblocked", res.Unblocked, "stale_queue_entries", res.StaleQueues)
+		}
+	}
+}
+
+// shutdown waits for running tasks for the grace period, cancels the rest,
+// and records as dropped those that still do not return.
+func (w *Worker) shutdown(tasks *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { tasks.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(w.cfg.ShutdownGrace):
+	}
+	w.mu.Lock()
+	for _, rt := range w.running {
+		rt.cancel()
+	}
+	w.mu.Unlock()
+	select {
+	case <-done:
+		return
+	case <-time.After(time.Second):
+	}
+	w.mu.Lock()
+	var dropped []store.Outcome
+	for id, rt := range w.running {
+		dropped = append(dropped, store.Outcome{ID: id, Attempt: rt.task.Attempt, State: store.StateDropped,
+			Error: &store.TaskError{Kind: "dropped", Description: "the worker stopped before the task returned"}})
+	}
+	w.mu.Unlock()
+	if len(dropped) > 0 {
+		if _, err := w.store.Finish(context.Background(), dropped); err != nil {
+			w.log.Error("recording dropped tasks failed", "error", err)
+		}
+	}
+}

@@ -1,0 +1,99 @@
+package stint
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/stint-dev/stint/internal/worker"
+	"github.com/stint-dev/stint/store"
+)
+
+// ProgressReport is one progress bar of a running task: Done out of Total
+// (nil when unknown), with a message and a state such as "running" or
+// "completed". Reports are keyed by Code.
+type ProgressReport = store.ProgressReport
+
+// Run is the handle a task function gets to its own run: its id, progress
+// reports, non-fatal errors, created resources, child tasks and working
+// directory. Its methods are safe for concurrent use.
+type Run struct {
+	task   *store.Task
+	rec    *worker.Recorder
+	client *Client
+
+	workRoot string
+	dirOnce  sync.Once
+	dir      string
+	dirErr   error
+}
+
+// ID returns the task's id.
+func (r *Run) ID() uuid.UUID { return r.task.ID }
+
+// Name returns the task's name.
+func (r *Run) Name() string { return r.task.Name }
+
+// Attempt returns the fencing token of this run: it grows by one each time
+// the task is claimed.
+func (r *Run) Attempt() int { return r.task.Attempt }
+
+// Progress records a progress report, replacing the earlier report with the
+// same Code. Calls may be frequent: writes are coalesced.
+func (r *Run) Progress(p ProgressReport) { r.rec.Progress(p) }
+
+// NonFatalError records an error the task recovered from. It is kept even
+// if the task later fails.
+func (r *Run) NonFatalError(ctx context.Context, err error) error {
+	te := errorOf(err)
+	return r.rec.NonFatalError(ctx, *te)
+}
+
+// CreatedResource records something the task created (a file, a row, a
+// repository version), written at once. The task type's cleanup hook gets
+// the list when the task is canceled or dropped.
+func (r *Run) CreatedResource(ctx context.Context, name string) error {
+	if name == "" {
+		return errors.New("stint: empty created resource")
+	}
+	return r.rec.CreatedResource(ctx, name)
+}
+
+// Dispatch dispatches a child task: its parent is this task, and it has
+// this task's owner and, unless req names one, its task group.
+func (r *Run) Dispatch(ctx context.Context, req DispatchRequest) (*Task, error) {
+	if r.client == nil {
+		return nil, errors.New("stint: this run cannot dispatch")
+	}
+	id := r.task.ID
+	req.parent = &id
+	req.Owner = r.task.Owner
+	if req.TaskGroup == nil {
+		req.TaskGroup = r.task.TaskGroup
+	}
+	return r.client.Dispatch(ctx, req)
+}
+
+// WorkDir returns the task's own working directory, created on first use
+// and removed with its contents when the task ends.
+func (r *Run) WorkDir() (string, error) {
+	r.dirOnce.Do(func() {
+		if r.workRoot == "" {
+			r.dirErr = errors.New("stint: this run has no working directory")
+			return
+		}
+		r.dir = filepath.Join(r.workRoot, r.task.ID.String())
+		r.dirErr = os.MkdirAll(r.dir, 0o700)
+	})
+	return r.dir, r.dirErr
+}
+
+func (r *Run) cleanup() {
+	if r.dir != "" {
+		os.RemoveAll(r.dir) //nolint:errcheck
+	}
+}

@@ -1,0 +1,549 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/stint-dev/stint/store"
+)
+
+// wakeChannel is the LISTEN/NOTIFY channel the scheduler signals when tasks
+// become runnable.
+const wakeChannel = "stint_wake"
+
+// Store is the PostgreSQL implementation of store.Store.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database at dsn (a postgres:// URL or a key=value
+// string). The pool holds at most 16 connections, or 4 per CPU if more,
+// unless dsn sets pool_max_conns. It does not migrate; call Migrate for that.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	// A worker holds one connection for LISTEN and uses others for claims,
+	// outcomes, heartbeats and its tasks' writes at once: pgxpool's default
+	// (the number of CPUs, at least 4) is too small for that.
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = int32(max(16, 4*runtime.NumCPU()))
+	}
+	// Stint's statements are all short; JIT compilation only slows them.
+	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
+		cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Pool returns the connection pool, for callers that dispatch inside their
+// own transactions.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Close closes the pool.
+func (s *Store) Close() { s.pool.Close() }
+
+// taskColumns are the columns of a task, in the order scanTask reads them.
+const taskColumns = `id, seq, name, state, args, owner, created_at, updated_at, unblocked_at,
+	started_at, finished_at, exclusive_resources, shared_resources, versions, coalesce(worker, ''),
+	attempt, parent_task, task_group, result, error, non_fatal_errors, progress_reports, created_resources`
+
+func scanTask(row pgx.Row) (*store.Task, error) {
+	var (
+		t                                 store.Task
+		state                             string
+		args, versions, result, taskError []byte
+		nonFatal, progress                []byte
+	)
+	err := row.Scan(&t.ID, &t.Seq, &t.Name, &state, &args, &t.Owner, &t.CreatedAt, &t.UpdatedAt,
+		&t.UnblockedAt, &t.StartedAt, &t.FinishedAt, &t.ExclusiveResources, &t.SharedResources,
+		&versions, &t.Worker, &t.Attempt, &t.ParentTask, &t.TaskGroup, &result, &taskError,
+		&nonFatal, &progress, &t.CreatedResources)
+	if err != nil {
+		return nil, err
+	}
+	t.State = store.State(state)
+	t.Args = json.RawMessage(args)
+	if len(result) > 0 {
+		t.Result = json.RawMessage(result)
+	}
+	if len(versions) > 0 {
+		if err := json.Unmarshal(versions, &t.Versions); err != nil {
+			return nil, fmt.Errorf("task %s: versions: %w", t.ID, err)
+		}
+	}
+	if len(taskError) > 0 {
+		t.Error = new(store.TaskError)
+		if err := json.Unmarshal(taskError, t.Error); err != nil {
+			return nil, fmt.Errorf("task %s: error: %w", t.ID, err)
+		}
+	}
+	if err := json.Unmarshal(nonFatal, &t.NonFatalErrors); err != nil {
+		return nil, fmt.Errorf("task %s: non_fatal_errors: %w", t.ID, err)
+	}
+	if err := json.Unmarshal(progress, &t.ProgressReports); err != nil {
+		return nil, fmt.Errorf("task %s: progress_reports: %w", t.ID, err)
+	}
+	return &t, nil
+}
+
+func collectTasks(rows pgx.Rows) ([]*store.Task, error) {
+	defer rows.Close()
+	var out []*store.Task
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Querier is what Dispatch needs of a connection: a pool, a connection or a
+// transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Dispatch implements store.Store.
+func (s *Store) Dispatch(ctx context.Context, tasks []store.NewTask) ([]*store.Task, error) {
+	return DispatchTx(ctx, s.pool, tasks)
+}
+
+// DispatchTx dispatches tasks through q, which may be the caller's own
+// transaction: the tasks then exist if and only if that transaction commits.
+func DispatchTx(ctx context.Context, q Querier, tasks []store.NewTask) ([]*store.Task, error) {
+	if len(tasks) == 0 {
+		return nil, nil
+	}
+	n := len(tasks)
+	ids := make([]uuid.UUID, n)
+	names := make([]string, n)
+	args := make([]string, n)
+	owners := make([]string, n)
+	versions := make([]string, n)
+	parents := make([]*uuid.UUID, n)
+	groups := make([]*uuid.UUID, n)
+	var resTask []int32
+	var res []string
+	var resExclusive []bool
+	for i, t := range tasks {
+		ids[i], names[i], owners[i], parents[i], groups[i] = t.ID, t.Name, t.Owner, t.ParentTask, t.TaskGroup
+		args[i] = string(t.Args)
+		if len(t.Args) == 0 {
+			args[i] = "{}"
+		}
+		v, err := json.Marshal(t.Versions)
+		if err != nil {
+			return nil, err
+		}
+		versions[i] = string(v)
+		if t.Versions == nil {
+			versions[i] = "{}"
+		}
+		for _, r := range t.ExclusiveResources {
+			resTask, res, resExclusive = append(resTask, int32(i+1)), append(res, r), append(resExclusive, true)
+		}
+		for _, r := range t.SharedResources {
+			resTask, res, resExclusive = append(resTask, int32(i+1)), append(res, r), append(resExclusive, false)
+		}
+	}
+	if res == nil {
+		res, resTask, resExclusive = []string{}, []int32{}, []bool{}
+	}
+	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM stint_dispatch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		ids, names, args, owners, versions, parents, groups, resTask, res, resExclusive)
+	if err != nil {
+		return nil, classify(err)
+	}
+	got, err := collectTasks(rows)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return inOrder(ids, got), nil
+}
+
+// inOrder returns tasks in the order of ids.
+func inOrder(ids []uuid.UUID, tasks []*store.Task) []*store.Task {
+	byID := make(map[uuid.UUID]*store.Task, len(tasks))
+	for _, t := range tasks {
+		byID[t.ID] = t
+	}
+	out := make([]*store.Task, 0, len(ids))
+	for _, id := range ids {
+		if t, ok := byID[id]; ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Claim implements store.Store.
+func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Task, error) {
+	if p.Limit <= 0 || len(p.Names) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+taskColumns+` FROM stint_claim($1, $2, $3)`, p.Worker, p.Names, p.Limit)
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := collectTasks(rows)
+	if err != nil {
+		return nil, err
+	}
+	return tasks, nil
+}
+
+// Finish implements store.Store.
+func (s *Store) Finish(ctx context.Context, outcomes []store.Outcome) ([]uuid.UUID, error) {
+	if len(outcomes) == 0 {
+		return nil, nil
+	}
+	n := len(outcomes)
+	ids := make([]uuid.UUID, n)
+	attempts := make([]int32, n)
+	states := make([]string, n)
+	results := make([]*string, n)
+	errs := make([]*string, n)
+	for i, o := range outcomes {
+		ids[i], attempts[i], states[i] = o.ID, int32(o.Attempt), string(o.State)
+		if len(o.Result) > 0 {
+			r := string(o.Result)
+			results[i] = &r
+		}
+		if o.Error != nil {
+			b, err := json.Marshal(o.Error)
+			if err != nil {
+				return nil, err
+			}
+			e := string(b)
+			errs[i] = &e
+		}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT * FROM stint_finish($1, $2, $3, $4, $5)`, ids, attempts, states, results, errs)
+	if err != nil {
+		return nil, classify(err)
+	}
+	done, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	return done, classify(err)
+}
+
+// classify wraps data exceptions (SQLSTATE class 22: bad JSON, a NUL byte,
+// a value out of range) in store.ErrUnstorable.
+func classify(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+		return fmt.Errorf("%w: %s", store.ErrUnstorable, pgErr.Message)
+	}
+	return err
+}
+
+// Cancel implements store.Store.
+func (s *Store) Cancel(ctx context.Context, id uuid.UUID) (*store.Task, error) {
+	for attempt := 0; ; attempt++ {
+		t, err := scanTask(s.pool.QueryRow(ctx, `SELECT `+taskColumns+` FROM stint_cancel($1)`, id))
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") && attempt < 10 {
+			continue
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, store.ErrNotFound
+		}
+		if errors.As(err, &pgErr) && pgErr.Code == "ST409" {
+			t, err := s.Task(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return t, store.ErrFinal
+		}
+		return t, err
+	}
+}
+
+// SaveOutputs implements store.Store.
+func (s *Store) SaveOutputs(ctx context.Context, id uuid.UUID, attempt int, out store.Outputs) (bool, error) {
+	nonFatal, err := json.Marshal(nonNil(out.NonFatalErrors))
+	if err != nil {
+		return false, err
+	}
+	progress, err := json.Marshal(nonNil(out.ProgressReports))
+	if err != nil {
+		return false, err
+	}
+	created := nonNil(out.CreatedResources)
+	tag, err := s.pool.Exec(ctx, `UPDATE stint_tasks
+		SET non_fatal_errors = $3, progress_reports = $4, created_resources = $5, updated_at = now()
+		WHERE id = $1 AND attempt = $2 AND state IN ('running', 'canceling')`,
+		id, attempt, nonFatal, progress, created)
+	if err != nil {
+		return false, classify(err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// Task implements store.Store.
+func (s *Store) Task(ctx context.Context, id uuid.UUID) (*store.Task, error) {
+	t, err := scanTask(s.pool.QueryRow(ctx, `SELECT `+taskColumns+` FROM stint_tasks WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	return t, err
+}
+
+// CountByState implements store.Store.
+func (s *Store) CountByState(ctx context.Context) (map[store.State]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT state, count(*) FROM stint_tasks GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	counts := map[store.State]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		counts[store.State(st)] = n
+	}
+	return counts, rows.Err()
+}
+
+// blockersPerResource bounds the blockers BlockedBy lists for one resource.
+const blockersPerResource = 10
+
+// BlockedBy implements store.Store.
+func (s *Store) BlockedBy(ctx context.Context, id uuid.UUID) ([]store.Blocker, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT b.task_id, mine.resource
+		FROM stint_task_resources mine
+		CROSS JOIN LATERAL (
+			SELECT q.task_id FROM stint_task_resources q
+			WHERE q.resource = mine.resource AND q.seq < mine.seq AND (mine.exclusive OR q.exclusive)
+			ORDER BY q.seq LIMIT $2) b
+		WHERE mine.task_id = $1 AND NOT mine.ready
+		ORDER BY mine.resource`, id, blockersPerResource)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Blocker, error) {
+		var b store.Blocker
+		err := row.Scan(&b.Task, &b.Resource)
+		return b, err
+	})
+}
+
+// RegisterWorker implements store.Store.
+func (s *Store) RegisterWorker(ctx context.Context, w store.WorkerInfo) error {
+	versions, err := json.Marshal(w.Versions)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO stint_workers (name, hostname, pid, versions, concurrency)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (name) DO UPDATE SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
+			versions = EXCLUDED.versions, concurrency = EXCLUDED.concurrency,
+			started_at = now(), last_heartbeat = now(), missing = false`,
+		w.Name, w.Hostname, w.PID, versions, w.Concurrency)
+	return err
+}
+
+// Heartbeat implements store.Store.
+func (s *Store) Heartbeat(ctx context.Context, worker string, running []uuid.UUID) (map[uuid.UUID]store.State, error) {
+	batch := &pgx.Batch{}
+	batch.Queue(`UPDATE stint_workers SET last_heartbeat = now(), missing = false WHERE name = $1`, worker)
+	batch.Queue(`SELECT id, state FROM stint_tasks WHERE id = ANY ($1)`, nonNil(running))
+	br := s.pool.SendBatch(ctx, batch)
+	defer br.Close()
+	tag, err := br.Exec()
+	if err != nil {
+		return nil, err
+	}
+	if tag.RowsAffected() == 0 {
+		return nil, store.ErrNotFound
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	states := make(map[uuid.UUID]store.State, len(running))
+	for rows.Next() {
+		var id uuid.UUID
+		var st string
+		if err := rows.Scan(&id, &st); err != nil {
+			return nil, err
+		}
+		states[id] = store.State(st)
+	}
+	return states, rows.Err()
+}
+
+// RemoveWorker implements store.Store.
+func (s *Store) RemoveWorker(ctx context.Context, name string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM stint_workers WHERE name = $1`, name)
+	return err
+}
+
+// Workers implements store.Store.
+func (s *Store) Workers(ctx context.Context) ([]store.WorkerInfo, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, hostname, pid, versions, concurrency, started_at, last_heartbeat, missing
+		FROM stint_workers ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.WorkerInfo, error) {
+		var w store.WorkerInfo
+		var versions []byte
+		if err := row.Scan(&w.Name, &w.Hostname, &w.PID, &versions, &w.Concurrency, &w.StartedAt, &w.LastHeartbeat, &w.Missing); err != nil {
+			return w, err
+		}
+		return w, json.Unmarshal(versions, &w.Versions)
+	})
+}
+
+// Sweep implements store.Store. It skips resources that are locked at the
+// moment (their queues are being changed, so they are not stuck) and runs
+// again at the next sweep.
+func (s *Store) Sweep(ctx context.Context) (store.SweepResult, error) {
+	var res store.SweepResult
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Queue entries whose task is final or gone.
+		var stale []uuid.UUID
+		rows, err := tx.Query(ctx, `SELECT DISTINCT q.task_id FROM stint_task_resources q
+			LEFT JOIN stint_tasks t ON t.id = q.task_id
+			WHERE t.id IS NULL OR t.state NOT IN ('waiting', 'running', 'canceling')`)
+		if err != nil {
+			return err
+		}
+		if stale, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID]); err != nil {
+			return err
+		}
+		if len(stale) > 0 {
+			if _, err := tx.Exec(ctx, `SELECT stint_release($1)`, stale); err != nil {
+				return err
+			}
+			res.StaleQueues = len(stale)
+		}
+		// Queues with waiting entries whose heads may have been missed.
+		rows, err = tx.Query(ctx, `SELECT name FROM stint_resources
+			WHERE name IN (SELECT DISTINCT resource FROM stint_task_resources WHERE NOT ready)
+			ORDER BY name FOR UPDATE SKIP LOCKED`)
+		if err != nil {
+			return err
+		}
+		locked, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		if len(locked) > 0 {
+			if err := tx.QueryRow(ctx, `SELECT stint_promote($1)`, locked).Scan(&res.Unblocked); err != nil {
+				return err
+			}
+		}
+		// Tasks whose entries are all ready but that were never unblocked.
+		// Rows another transaction holds are being promoted right now: skip
+		// them (waiting for them could deadlock with that promotion).
+		tag, err := tx.Exec(ctx, `UPDATE stint_tasks t SET unblocked_at = clock_timestamp(), blocked_count = 0, updated_at = now()
+			WHERE t.id IN (
+				SELECT w.id FROM stint_tasks w
+				WHERE w.state = 'waiting' AND w.unblocked_at IS NULL
+				  AND NOT EXISTS (SELECT 1 FROM stint_task_resources q WHERE q.task_id = w.id AND NOT q.ready)
+				ORDER BY w.id FOR UPDATE SKIP LOCKED)`)
+		if err != nil {
+			return err
+		}
+		res.Unblocked += int(tag.RowsAffected())
+		if res.Unblocked > 0 {
+			_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, wakeChannel)
+		}
+		return err
+	})
+	return res, err
+}
+
+// Wakeups implements store.Store with LISTEN on a dedicated connection. It
+// reconnects after errors and sends a wake-up after each reconnection, since
+// notifications may have been missed meanwhile.
+func (s *Store) Wakeups(ctx context.Context) (<-chan struct{}, error) {
+	ch := make(chan struct{}, 1)
+	wake := func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	listen := func() (*pgxpool.Conn, error) {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := conn.Exec(ctx, "LISTEN "+wakeChannel); err != nil {
+			conn.Release()
+			return nil, err
+		}
+		return conn, nil
+	}
+	conn, err := listen()
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		defer close(ch)
+		for {
+			_, err := conn.Conn().WaitForNotification(ctx)
+			if err == nil {
+				wake()
+				continue
+			}
+			// Destroy the connection rather than return it to the pool
+			// still listening.
+			conn.Conn().Close(context.WithoutCancel(ctx)) //nolint:errcheck
+			conn.Release()
+			for {
+				if ctx.Err() != nil {
+					return
+				}
+				if conn, err = listen(); err == nil {
+					wake()
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}()
+	return ch, nil
+}

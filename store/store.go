@@ -1,0 +1,236 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// State is the lifecycle state of a task. See the package documentation
+// of stint for the transitions between states.
+type State string
+
+// The states of a task.
+const (
+	StateWaiting   State = "waiting"
+	StateRunning   State = "running"
+	StateCanceling State = "canceling"
+	StateCompleted State = "completed"
+	StateFailed    State = "failed"
+	StateCanceled  State = "canceled"
+	StateSkipped   State = "skipped"
+	StateDropped   State = "dropped"
+)
+
+// States lists every state in lifecycle order.
+var States = []State{StateWaiting, StateRunning, StateCanceling, StateCompleted, StateFailed, StateCanceled, StateSkipped, StateDropped}
+
+// Final reports whether nothing can change the state any more.
+func (s State) Final() bool {
+	switch s {
+	case StateCompleted, StateFailed, StateCanceled, StateSkipped, StateDropped:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is one of the known states.
+func (s State) Valid() bool {
+	for _, k := range States {
+		if s == k {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrNotFound is returned when a task or worker does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrFinal is returned when an operation needs an incomplete task and the
+// task is final.
+var ErrFinal = errors.New("task is final")
+
+// ErrUnstorable is wrapped by errors about data the engine cannot store,
+// such as a result with a JSON \u0000 escape on PostgreSQL. Retrying the
+// same data fails again.
+var ErrUnstorable = errors.New("data cannot be stored")
+
+// TaskError is the fatal error of a failed task.
+type TaskError struct {
+	Kind        string `json:"kind"`
+	Description string `json:"description"`
+	Traceback   string `json:"traceback,omitempty"`
+}
+
+// ProgressReport is one progress bar of a running task. Reports are keyed by
+// Code: a report with the code of an earlier one replaces it.
+type ProgressReport struct {
+	Message string `json:"message"`
+	Code    string `json:"code"`
+	State   string `json:"state"`
+	Total   *int64 `json:"total"`
+	Done    int64  `json:"done"`
+	Suffix  string `json:"suffix,omitempty"`
+}
+
+// Outputs are what a task records while it runs, apart from its result.
+type Outputs struct {
+	NonFatalErrors   []TaskError      `json:"non_fatal_errors"`
+	ProgressReports  []ProgressReport `json:"progress_reports"`
+	CreatedResources []string         `json:"created_resources"`
+}
+
+// Task is a task as the store keeps it.
+type Task struct {
+	ID                 uuid.UUID
+	Seq                int64
+	Name               string
+	State              State
+	Args               json.RawMessage
+	Owner              string
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+	UnblockedAt        *time.Time
+	StartedAt          *time.Time
+	FinishedAt         *time.Time
+	ExclusiveResources []string
+	SharedResources    []string
+	Versions           map[string]string
+	Worker             string
+	Attempt            int
+	ParentTask         *uuid.UUID
+	TaskGroup          *uuid.UUID
+	Result             json.RawMessage
+	Error              *TaskError
+	Outputs
+}
+
+// NewTask is what Dispatch inserts. The caller validates and normalizes it:
+// the ID is a UUIDv7, resources are sorted, unique, and a resource is in at
+// most one of the two lists.
+type NewTask struct {
+	ID                 uuid.UUID
+	Name               string
+	Args               json.RawMessage
+	Owner              string
+	ExclusiveResources []string
+	SharedResources    []string
+	Versions           map[string]string
+	ParentTask         *uuid.UUID
+	TaskGroup          *uuid.UUID
+}
+
+// ClaimParams selects what a worker claims.
+type ClaimParams struct {
+	Worker string   // the claiming worker's name
+	Names  []string // the task names the worker can run
+	Limit  int      // at most this many tasks
+}
+
+// Outcome is how one run of a task ended. Attempt is the fencing token the
+// claim returned: an outcome whose attempt is stale changes nothing.
+type Outcome struct {
+	ID      uuid.UUID
+	Attempt int
+	State   State // StateCompleted, StateFailed, StateCanceled or StateDropped
+	Result  json.RawMessage
+	Error   *TaskError
+}
+
+// Blocker is an earlier incomplete task that a waiting task waits for on
+// one resource.
+type Blocker struct {
+	Task     uuid.UUID
+	Resource string
+}
+
+// WorkerInfo describes a registered worker.
+type WorkerInfo struct {
+	Name          string
+	Hostname      string
+	PID           int
+	Versions      map[string]string
+	Concurrency   int
+	StartedAt     time.Time
+	LastHeartbeat time.Time
+	Missing       bool
+}
+
+// SweepResult counts what a sweep repaired. Every count above zero is a bug
+// signal: the scheduler should have done it on its own.
+type SweepResult struct {
+	Unblocked   int // queue entries promoted that should already have been
+	StaleQueues int // queue entries of final tasks removed
+}
+
+// Total is the number of repairs.
+func (r SweepResult) Total() int { return r.Unblocked + r.StaleQueues }
+
+// Store is the persistence and scheduling engine behind Stint. Every method
+// is safe for concurrent use, from many processes at once where the engine
+// allows several.
+type Store interface {
+	// Migrate brings the schema to the newest version. It is idempotent and
+	// safe to call from several processes at once.
+	Migrate(ctx context.Context) error
+
+	// Dispatch inserts tasks in order, each queued behind every earlier
+	// incomplete task on its resources. Tasks that are runnable at once have
+	// UnblockedAt set. Order on each resource agrees with commit order.
+	Dispatch(ctx context.Context, tasks []NewTask) ([]*Task, error)
+
+	// Claim moves up to p.Limit runnable tasks to running, oldest first, and
+	// returns them with a new Attempt each.
+	Claim(ctx context.Context, p ClaimParams) ([]*Task, error)
+
+	// Finish records outcomes, frees the tasks' resources and unblocks the
+	// tasks waiting behind them. It returns the ids it finished; an outcome
+	// with a stale attempt, or for a task no longer running, is ignored.
+	Finish(ctx context.Context, outcomes []Outcome) ([]uuid.UUID, error)
+
+	// Cancel cancels a task: a waiting one becomes canceled at once and
+	// leaves its queues; a running one becomes canceling, and its worker is
+	// told to stop it. A canceling task is returned as it is. It returns the
+	// task as it is now, ErrNotFound, or ErrFinal.
+	Cancel(ctx context.Context, id uuid.UUID) (*Task, error)
+
+	// SaveOutputs records a running task's outputs, fenced by attempt. It
+	// reports false when the run no longer owns the task.
+	SaveOutputs(ctx context.Context, id uuid.UUID, attempt int, out Outputs) (bool, error)
+
+	// Task returns one task, or ErrNotFound.
+	Task(ctx context.Context, id uuid.UUID) (*Task, error)
+
+	// CountByState counts tasks per state; states with none are absent.
+	CountByState(ctx context.Context) (map[State]int, error)
+
+	// BlockedBy lists, for a waiting task, the earlier conflicting tasks on
+	// each resource it waits for (at most a few per resource, oldest first).
+	BlockedBy(ctx context.Context, id uuid.UUID) ([]Blocker, error)
+
+	// RegisterWorker adds or replaces a worker and sets its heartbeat.
+	RegisterWorker(ctx context.Context, w WorkerInfo) error
+	// Heartbeat refreshes a worker's heartbeat and returns the states of the
+	// given tasks, so the worker notices cancels it was not told about.
+	Heartbeat(ctx context.Context, worker string, running []uuid.UUID) (map[uuid.UUID]State, error)
+	// RemoveWorker deletes a worker that stops cleanly.
+	RemoveWorker(ctx context.Context, name string) error
+	// Workers lists the registered workers.
+	Workers(ctx context.Context) ([]WorkerInfo, error)
+
+	// Sweep is the safety net of the scheduler: it promotes queue entries
+	// that should be runnable and removes entries of final tasks.
+	Sweep(ctx context.Context) (SweepResult, error)
+
+	// Wakeups returns a channel that receives a value whenever tasks may have
+	// become runnable, from this process or any other. It is closed when ctx
+	// ends. Wake-ups may be coalesced or lost; callers also poll.
+	Wakeups(ctx context.Context) (<-chan struct{}, error)
+
+	// Close releases the store's connections.
+	Close()
+}

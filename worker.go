@@ -1,0 +1,112 @@
+package stint
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/stint-dev/stint/internal/worker"
+	"github.com/stint-dev/stint/store"
+)
+
+// WorkerConfig configures a Worker. Zero values take the defaults noted.
+type WorkerConfig struct {
+	// Name is unique among online workers; default "{pid}@{hostname}".
+	Name string
+	// Concurrency is how many tasks run at once; default the number of CPUs.
+	Concurrency int
+	// Versions are the versions of the components this worker provides.
+	Versions map[string]string
+	// PollInterval: the worker looks for tasks at least this often, in case
+	// a wake-up was missed; default 1 s.
+	PollInterval time.Duration
+	// HeartbeatInterval; default 2 s.
+	HeartbeatInterval time.Duration
+	// SweepInterval is how often the scheduler's safety net runs; default
+	// 30 s, negative disables it.
+	SweepInterval time.Duration
+	// ShutdownGrace is how long running tasks may finish when the worker
+	// stops before they are canceled; default 30 s.
+	ShutdownGrace time.Duration
+	// WorkDir holds the tasks' working directories; it is emptied at start.
+	// Default: a directory named after the worker in the system's temporary
+	// directory.
+	WorkDir string
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Worker claims the tasks of its registry's types and runs them in its own
+// process, Concurrency at a time.
+type Worker struct {
+	inner   *worker.Worker
+	name    string
+	workDir string
+}
+
+// DefaultWorkerName is "{pid}@{hostname}".
+func DefaultWorkerName() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	return fmt.Sprintf("%d@%s", os.Getpid(), host)
+}
+
+// NewWorker returns a worker that runs reg's task types from st.
+func NewWorker(st store.Store, reg *Registry, cfg WorkerConfig) (*Worker, error) {
+	if cfg.Name == "" {
+		cfg.Name = DefaultWorkerName()
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = runtime.NumCPU()
+	}
+	if cfg.WorkDir == "" {
+		cfg.WorkDir = filepath.Join(os.TempDir(), "stint-worker-"+strings.NewReplacer("/", "_", "@", "_").Replace(cfg.Name))
+	}
+	host, _ := os.Hostname()
+	client := NewClient(st, reg)
+	handler := func(ctx context.Context, t *store.Task, rec *worker.Recorder) (json.RawMessage, *store.TaskError) {
+		run := &Run{task: t, rec: rec, client: client, workRoot: cfg.WorkDir}
+		defer run.cleanup()
+		return reg.execute(ctx, run)
+	}
+	inner, err := worker.New(st, worker.Config{
+		Name: cfg.Name, Hostname: host, PID: os.Getpid(), Concurrency: cfg.Concurrency,
+		ClaimBatch: cfg.Concurrency, Names: reg.Names(), Versions: cfg.Versions, Handler: handler,
+		PollInterval: cfg.PollInterval, HeartbeatInterval: cfg.HeartbeatInterval,
+		SweepInterval: cfg.SweepInterval, ShutdownGrace: cfg.ShutdownGrace, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{inner: inner, name: cfg.Name, workDir: cfg.WorkDir}, nil
+}
+
+// Name returns the worker's name.
+func (w *Worker) Name() string { return w.name }
+
+// Run runs tasks until ctx ends, then shuts down gracefully: it stops
+// claiming, lets running tasks finish within the grace period, cancels the
+// rest, and leaves the worker list.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := os.RemoveAll(w.workDir); err != nil {
+		return fmt.Errorf("stint: worker directory: %w", err)
+	}
+	if err := os.MkdirAll(w.workDir, 0o700); err != nil {
+		return fmt.Errorf("stint: worker directory: %w", err)
+	}
+	return w.inner.Run(ctx)
+}
+
+// WorkerStats counts what a worker did.
+type WorkerStats = worker.Stats
+
+// Stats returns the worker's counters.
+func (w *Worker) Stats() WorkerStats { return w.inner.Stats() }
