@@ -158,6 +158,58 @@ type WorkerInfo struct {
 	StartedAt     time.Time
 	LastHeartbeat time.Time
 	Missing       bool
+	// CurrentTasks are the ids of the tasks the worker runs (running or
+	// canceling), oldest first (in dispatch order). Filled by Workers and
+	// Worker; ignored by RegisterWorker.
+	CurrentTasks []uuid.UUID
+}
+
+// Ordering names the order of ListTasks: a column and a direction.
+type Ordering string
+
+// The orderings ListTasks knows. Ties are broken by dispatch order.
+const (
+	OrderCreated      Ordering = "created_at"
+	OrderCreatedDesc  Ordering = "-created_at"
+	OrderStarted      Ordering = "started_at"
+	OrderStartedDesc  Ordering = "-started_at"
+	OrderFinished     Ordering = "finished_at"
+	OrderFinishedDesc Ordering = "-finished_at"
+)
+
+// Orderings lists every Ordering.
+var Orderings = []Ordering{OrderCreated, OrderCreatedDesc, OrderStarted, OrderStartedDesc, OrderFinished, OrderFinishedDesc}
+
+// TaskFilter selects and orders tasks for ListTasks. Zero fields do not
+// filter; all set fields must match.
+type TaskFilter struct {
+	IDs                      []uuid.UUID // any of these
+	States                   []State     // any of these
+	Name                     string      // equal
+	NameContains             string      // substring, case-sensitive
+	Worker                   string
+	Owner                    string
+	ParentTask               *uuid.UUID
+	TaskGroup                *uuid.UUID
+	ExclusiveResource        string // held exclusively
+	SharedResource           string // held shared
+	ReservedResource         string // held either way
+	CreatedResource          string // among created_resources
+	CreatedGTE, CreatedLTE   *time.Time
+	StartedGTE, StartedLTE   *time.Time
+	FinishedGTE, FinishedLTE *time.Time
+
+	Ordering Ordering // default OrderCreated
+	Limit    int      // at most this many; 0 means no limit
+	Offset   int
+}
+
+// TaskChange says that a task's state or progress changed. Changes are
+// published by every process that changes tasks and received by every
+// process that listens, on any node.
+type TaskChange struct {
+	ID    uuid.UUID
+	State State // the state the change left it in
 }
 
 // SweepResult counts what a sweep repaired. Every count above zero is a bug
@@ -205,6 +257,14 @@ type Store interface {
 	// Task returns one task, or ErrNotFound.
 	Task(ctx context.Context, id uuid.UUID) (*Task, error)
 
+	// ListTasks returns a page of the tasks f selects, in f's order, and how
+	// many tasks f selects in all (ignoring Limit and Offset).
+	ListTasks(ctx context.Context, f TaskFilter) ([]*Task, int, error)
+
+	// ChildTasks returns the ids of the children of each given task, in
+	// dispatch order. Tasks without children are absent from the map.
+	ChildTasks(ctx context.Context, parents []uuid.UUID) (map[uuid.UUID][]uuid.UUID, error)
+
 	// CountByState counts tasks per state; states with none are absent.
 	CountByState(ctx context.Context) (map[State]int, error)
 
@@ -219,8 +279,10 @@ type Store interface {
 	Heartbeat(ctx context.Context, worker string, running []uuid.UUID) (map[uuid.UUID]State, error)
 	// RemoveWorker deletes a worker that stops cleanly.
 	RemoveWorker(ctx context.Context, name string) error
-	// Workers lists the registered workers.
+	// Workers lists the registered workers, by name.
 	Workers(ctx context.Context) ([]WorkerInfo, error)
+	// Worker returns one registered worker, or ErrNotFound.
+	Worker(ctx context.Context, name string) (*WorkerInfo, error)
 
 	// Sweep is the safety net of the scheduler: it promotes queue entries
 	// that should be runnable and removes entries of final tasks.
@@ -230,6 +292,16 @@ type Store interface {
 	// become runnable, from this process or any other. It is closed when ctx
 	// ends. Wake-ups may be coalesced or lost; callers also poll.
 	Wakeups(ctx context.Context) (<-chan struct{}, error)
+
+	// Changes returns a channel of task changes (dispatch, claim, progress,
+	// cancel, finish), from this process or any other, in batches. It is
+	// closed when ctx ends. A change may be reported more than once, and
+	// changes are lost while the listener reconnects: readers that must not
+	// miss an end re-read the tasks they follow when they start listening.
+	// An empty batch says that changes may have been lost since the last
+	// batch (the listener reconnected, or the reader fell too far behind):
+	// the reader then re-reads the tasks it follows.
+	Changes(ctx context.Context) (<-chan []TaskChange, error)
 
 	// Close releases the store's connections.
 	Close()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,6 +25,9 @@ const wakeChannel = "stint_wake"
 // Store is the PostgreSQL implementation of store.Store.
 type Store struct {
 	pool *pgxpool.Pool
+	// droppedChanges counts the task changes that Changes dropped because
+	// their reader fell too far behind.
+	droppedChanges atomic.Uint64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -293,9 +297,13 @@ func (s *Store) SaveOutputs(ctx context.Context, id uuid.UUID, attempt int, out 
 		return false, err
 	}
 	created := nonNil(out.CreatedResources)
-	tag, err := s.pool.Exec(ctx, `UPDATE stint_tasks
-		SET non_fatal_errors = $3, progress_reports = $4, created_resources = $5, updated_at = now()
-		WHERE id = $1 AND attempt = $2 AND state IN ('running', 'canceling')`,
+	// Progress is a change: it is published in the same statement.
+	tag, err := s.pool.Exec(ctx, `WITH saved AS (
+			UPDATE stint_tasks
+			SET non_fatal_errors = $3, progress_reports = $4, created_resources = $5, updated_at = now()
+			WHERE id = $1 AND attempt = $2 AND state IN ('running', 'canceling')
+			RETURNING id, state)
+		SELECT pg_notify('`+changesChannel+`', id::text || ' ' || state) FROM saved`,
 		id, attempt, nonFatal, progress, created)
 	if err != nil {
 		return false, classify(err)
@@ -412,23 +420,6 @@ func (s *Store) Heartbeat(ctx context.Context, worker string, running []uuid.UUI
 func (s *Store) RemoveWorker(ctx context.Context, name string) error {
 	_, err := s.pool.Exec(ctx, `DELETE FROM stint_workers WHERE name = $1`, name)
 	return err
-}
-
-// Workers implements store.Store.
-func (s *Store) Workers(ctx context.Context) ([]store.WorkerInfo, error) {
-	rows, err := s.pool.Query(ctx, `SELECT name, hostname, pid, versions, concurrency, started_at, last_heartbeat, missing
-		FROM stint_workers ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.WorkerInfo, error) {
-		var w store.WorkerInfo
-		var versions []byte
-		if err := row.Scan(&w.Name, &w.Hostname, &w.PID, &versions, &w.Concurrency, &w.StartedAt, &w.LastHeartbeat, &w.Missing); err != nil {
-			return w, err
-		}
-		return w, json.Unmarshal(versions, &w.Versions)
-	})
 }
 
 // Sweep implements store.Store. It skips resources that are locked at the

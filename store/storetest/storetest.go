@@ -36,6 +36,11 @@ func Run(t *testing.T, open Opener) {
 	t.Run("ManyWaitingDoNotSlowTheHeads", func(t *testing.T) { testDeepQueue(t, open) })
 	t.Run("RandomScheduleAgreesWithTheRule", func(t *testing.T) { testAgreesWithTheRule(t, open) })
 	t.Run("ConcurrentReleasesUnblockOnce", func(t *testing.T) { testConcurrentReleases(t, open) })
+	t.Run("ListTasks", func(t *testing.T) { testListTasks(t, open) })
+	t.Run("ListTasksTiesInDispatchOrder", func(t *testing.T) { testListTies(t, open) })
+	t.Run("WorkerCurrentTasks", func(t *testing.T) { testWorkerCurrentTasks(t, open) })
+	t.Run("Changes", func(t *testing.T) { testChanges(t, open) })
+	t.Run("ChangesWithASlowReader", func(t *testing.T) { testChangesSlowReader(t, open) })
 }
 
 func ctxFor(t *testing.T) context.Context {

@@ -1,0 +1,225 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/stint-dev/stint/store"
+)
+
+// orderBy maps each ordering to its ORDER BY clause. Ties are broken by
+// dispatch order (seq), in the ordering's direction; tasks that have not
+// started or finished sort last in both directions.
+var orderBy = map[store.Ordering]string{
+	"":                      "created_at, seq",
+	store.OrderCreated:      "created_at, seq",
+	store.OrderCreatedDesc:  "created_at DESC, seq DESC",
+	store.OrderStarted:      "started_at ASC NULLS LAST, seq",
+	store.OrderStartedDesc:  "started_at DESC NULLS LAST, seq DESC",
+	store.OrderFinished:     "finished_at ASC NULLS LAST, seq",
+	store.OrderFinishedDesc: "finished_at DESC NULLS LAST, seq DESC",
+}
+
+// conditions accumulates the WHERE clause of a task list and its arguments.
+// Values only ever travel as arguments: a condition names them as "$?",
+// which add numbers.
+type conditions struct {
+	terms []string
+	args  []any
+}
+
+// add appends a condition on one value; every "$?" in cond stands for it.
+func (c *conditions) add(cond string, v any) {
+	c.args = append(c.args, v)
+	c.terms = append(c.terms, strings.ReplaceAll(cond, "$?", "$"+strconv.Itoa(len(c.args))))
+}
+
+// where returns the WHERE clause, empty when nothing filters.
+func (c *conditions) where() string {
+	if len(c.terms) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(c.terms, " AND ")
+}
+
+// taskConditions translates the filters of f.
+func taskConditions(f store.TaskFilter) *conditions {
+	c := &conditions{}
+	if len(f.States) > 0 {
+		states := make([]string, len(f.States))
+		for i, s := range f.States {
+			states[i] = string(s)
+		}
+		c.add("state = ANY ($?)", states)
+	}
+	if f.Name != "" {
+		c.add("name = $?", f.Name)
+	}
+	if f.NameContains != "" {
+		// strpos, not LIKE: % and _ are literal.
+		c.add("strpos(name, $?) > 0", f.NameContains)
+	}
+	if f.Worker != "" {
+		c.add("worker = $?", f.Worker)
+	}
+	if f.Owner != "" {
+		c.add("owner = $?", f.Owner)
+	}
+	// The redundant IS NOT NULL lets the planner match the partial indexes
+	// whatever it can prove about the parameter.
+	if f.ParentTask != nil {
+		c.add("parent_task = $? AND parent_task IS NOT NULL", *f.ParentTask)
+	}
+	if f.TaskGroup != nil {
+		c.add("task_group = $? AND task_group IS NOT NULL", *f.TaskGroup)
+	}
+	if f.ExclusiveResource != "" {
+		c.add("exclusive_resources @> $?::text[]", []string{f.ExclusiveResource})
+	}
+	if f.SharedResource != "" {
+		c.add("shared_resources @> $?::text[]", []string{f.SharedResource})
+	}
+	if f.ReservedResource != "" {
+		c.add("(exclusive_resources @> $?::text[] OR shared_resources @> $?::text[])", []string{f.ReservedResource})
+	}
+	if f.CreatedResource != "" {
+		c.add("created_resources @> $?::text[]", []string{f.CreatedResource})
+	}
+	for _, r := range []struct {
+		cond string
+		t    any
+		set  bool
+	}{
+		{"created_at >= $?", f.CreatedGTE, f.CreatedGTE != nil},
+		{"created_at <= $?", f.CreatedLTE, f.CreatedLTE != nil},
+		{"started_at >= $?", f.StartedGTE, f.StartedGTE != nil},
+		{"started_at <= $?", f.StartedLTE, f.StartedLTE != nil},
+		{"finished_at >= $?", f.FinishedGTE, f.FinishedGTE != nil},
+		{"finished_at <= $?", f.FinishedLTE, f.FinishedLTE != nil},
+	} {
+		if r.set {
+			c.add(r.cond, r.t)
+		}
+	}
+	return c
+}
+
+// ListTasks implements store.Store.
+//
+// The total comes from a separate count(*) with the same filters, run only
+// when the page does not tell it (a page shorter than the limit ends the
+// set). count(*) OVER () in the page query would make PostgreSQL keep every
+// selected row, with its JSON, in a window buffer before sorting them all,
+// where the page query alone keeps only Offset+Limit rows in a bounded
+// top-N sort and the count reads no JSON at all; it also reports no total
+// for a page past the end. The page and the count are two statements, so
+// the total may be off by the tasks dispatched or changed between them.
+func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]*store.Task, int, error) {
+	order, ok := orderBy[f.Ordering]
+	if !ok {
+		return nil, 0, fmt.Errorf("postgres: unknown ordering %q", f.Ordering)
+	}
+	if f.Limit < 0 || f.Offset < 0 {
+		return nil, 0, fmt.Errorf("postgres: negative limit or offset (%d, %d)", f.Limit, f.Offset)
+	}
+	c := taskConditions(f)
+	where, args := c.where(), c.args
+	query := `SELECT ` + taskColumns + ` FROM stint_tasks` + where + ` ORDER BY ` + order
+	if f.Limit > 0 {
+		args = append(args, f.Limit)
+		query += ` LIMIT $` + strconv.Itoa(len(args))
+	}
+	if f.Offset > 0 {
+		args = append(args, f.Offset)
+		query += ` OFFSET $` + strconv.Itoa(len(args))
+	}
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	tasks, err := collectTasks(rows)
+	if err != nil {
+		return nil, 0, err
+	}
+	if (f.Limit == 0 || len(tasks) < f.Limit) && (len(tasks) > 0 || f.Offset == 0) {
+		return tasks, f.Offset + len(tasks), nil
+	}
+	var total int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM stint_tasks`+where, c.args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	return tasks, total, nil
+}
+
+// ChildTasks implements store.Store.
+func (s *Store) ChildTasks(ctx context.Context, parents []uuid.UUID) (map[uuid.UUID][]uuid.UUID, error) {
+	children := map[uuid.UUID][]uuid.UUID{}
+	if len(parents) == 0 {
+		return children, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT parent_task, id FROM stint_tasks
+		WHERE parent_task = ANY ($1) AND parent_task IS NOT NULL ORDER BY seq`, parents)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var parent, child uuid.UUID
+		if err := rows.Scan(&parent, &child); err != nil {
+			return nil, err
+		}
+		children[parent] = append(children[parent], child)
+	}
+	return children, rows.Err()
+}
+
+// workerQuery selects workers with their current tasks: those running or
+// canceling on them, in dispatch order, found through the index of active
+// tasks by worker.
+const workerQuery = `SELECT w.name, w.hostname, w.pid, w.versions, w.concurrency, w.started_at,
+	w.last_heartbeat, w.missing,
+	coalesce((SELECT array_agg(t.id ORDER BY t.seq) FROM stint_tasks t
+		WHERE t.worker = w.name AND t.started_at IS NOT NULL AND t.finished_at IS NULL
+		  AND t.state IN ('running', 'canceling')), '{}')
+	FROM stint_workers w`
+
+func scanWorker(row pgx.Row) (store.WorkerInfo, error) {
+	var w store.WorkerInfo
+	var versions []byte
+	if err := row.Scan(&w.Name, &w.Hostname, &w.PID, &versions, &w.Concurrency, &w.StartedAt,
+		&w.LastHeartbeat, &w.Missing, &w.CurrentTasks); err != nil {
+		return w, err
+	}
+	if err := json.Unmarshal(versions, &w.Versions); err != nil {
+		return w, fmt.Errorf("worker %s: versions: %w", w.Name, err)
+	}
+	return w, nil
+}
+
+// Workers implements store.Store.
+func (s *Store) Workers(ctx context.Context) ([]store.WorkerInfo, error) {
+	rows, err := s.pool.Query(ctx, workerQuery+` ORDER BY w.name`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.WorkerInfo, error) { return scanWorker(row) })
+}
+
+// Worker implements store.Store.
+func (s *Store) Worker(ctx context.Context, name string) (*store.WorkerInfo, error) {
+	w, err := scanWorker(s.pool.QueryRow(ctx, workerQuery+` WHERE w.name = $1`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &w, nil
+}
