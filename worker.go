@@ -40,6 +40,10 @@ type WorkerConfig struct {
 	WorkDir string
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// OnFinished, if set, is called after each run the worker ends, with
+	// the task's name, its final state and its run time: a hook for
+	// metrics.
+	OnFinished func(name string, state store.State, run time.Duration)
 }
 
 // Worker claims the tasks of its registry's types and runs them in its own
@@ -82,6 +86,7 @@ func NewWorker(st store.Store, reg *Registry, cfg WorkerConfig) (*Worker, error)
 		ClaimBatch: cfg.Concurrency, Names: reg.Names(), Versions: cfg.Versions, Handler: handler,
 		PollInterval: cfg.PollInterval, HeartbeatInterval: cfg.HeartbeatInterval,
 		SweepInterval: cfg.SweepInterval, ShutdownGrace: cfg.ShutdownGrace, Logger: cfg.Logger,
+		Finished: cfg.OnFinished,
 	})
 	if err != nil {
 		return nil, err

@@ -40,6 +40,9 @@ type Config struct {
 	SweepInterval     time.Duration     // scheduler safety net; default 30 s, negative disables
 	ShutdownGrace     time.Duration     // time running tasks get to finish at shutdown; default 30 s
 	Logger            *slog.Logger      // default slog.Default()
+	// Finished, if set, is called after each run this worker ends, with
+	// the task's name, the state it ended in and how long it ran.
+	Finished func(name string, state store.State, run time.Duration)
 }
 
 // Stats counts what a worker did.
@@ -69,6 +72,7 @@ type Worker struct {
 type runningTask struct {
 	task   *store.Task
 	cancel context.CancelFunc
+	began  time.Time
 }
 
 // New returns a worker that is not yet running.
@@ -206,7 +210,7 @@ func (w *Worker) claimLoop(ctx context.Context, wakeups <-chan struct{}, tasks *
 // start runs one claimed task in its own goroutine.
 func (w *Worker) start(t *store.Task, tasks *sync.WaitGroup) {
 	ctx, cancel := context.WithCancel(context.Background())
-	rt := &runningTask{task: t, cancel: cancel}
+	rt := &runningTask{task: t, cancel: cancel, began: time.Now()}
 	w.mu.Lock()
 	w.running[t.ID] = rt
 	w.stats.Claimed++
@@ -217,6 +221,7 @@ func (w *Worker) start(t *store.Task, tasks *sync.WaitGroup) {
 		defer cancel()
 		rec := newRecorder(w.store, t, cancel)
 		result, taskErr := w.cfg.Handler(ctx, t, rec)
+		ran := time.Since(rt.began)
 		rec.stop()
 		if err := rec.Flush(context.Background()); err != nil {
 			w.log.Warn("saving outputs failed", "task", t.ID, "error", err)
@@ -228,7 +233,9 @@ func (w *Worker) start(t *store.Task, tasks *sync.WaitGroup) {
 				outcome.State = store.StateCanceled
 			}
 		}
-		w.report(outcome)
+		if w.report(outcome) && w.cfg.Finished != nil {
+			w.cfg.Finished(t.Name, outcome.State, ran)
+		}
 		w.mu.Lock()
 		delete(w.running, t.ID)
 		w.mu.Unlock()
@@ -240,13 +247,16 @@ func (w *Worker) start(t *store.Task, tasks *sync.WaitGroup) {
 }
 
 // report queues an outcome for the finish loop. A task abandoned at
-// shutdown that returns later reports nothing: it was recorded dropped.
-func (w *Worker) report(o store.Outcome) {
+// shutdown that returns later reports nothing (it was recorded dropped),
+// and report returns false.
+func (w *Worker) report(o store.Outcome) bool {
 	w.outMu.Lock()
 	defer w.outMu.Unlock()
-	if !w.outClosed {
-		w.outcomes <- o
+	if w.outClosed {
+		return false
 	}
+	w.outcomes <- o
+	return true
 }
 
 // finishLoop writes outcomes in batches until the outcomes channel closes.
@@ -404,6 +414,9 @@ func (w *Worker) shutdown(tasks *sync.WaitGroup) {
 	for id, rt := range w.running {
 		dropped = append(dropped, store.Outcome{ID: id, Attempt: rt.task.Attempt, State: store.StateDropped,
 			Error: &store.TaskError{Kind: "dropped", Description: "the worker stopped before the task returned"}})
+		if w.cfg.Finished != nil {
+			w.cfg.Finished(rt.task.Name, store.StateDropped, time.Since(rt.began))
+		}
 	}
 	w.mu.Unlock()
 	if len(dropped) > 0 {

@@ -1,0 +1,252 @@
+package api_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stint-dev/stint"
+	"github.com/stint-dev/stint/api"
+	"github.com/stint-dev/stint/apiv1"
+	"github.com/stint-dev/stint/internal/apitest"
+	"github.com/stint-dev/stint/internal/pgtest"
+	"github.com/stint-dev/stint/store/postgres"
+)
+
+// env is a real API server on a fresh PostgreSQL database. Every answer it
+// gives a test is validated against the OpenAPI document.
+type env struct {
+	tb        testing.TB
+	ctx       context.Context
+	store     *postgres.Store
+	reg       *stint.Registry
+	srv       *api.Server
+	http      *httptest.Server
+	validator *apitest.Validator
+}
+
+var (
+	validatorOnce sync.Once
+	validator     *apitest.Validator
+	validatorErr  error
+)
+
+func newEnv(tb testing.TB, cfg api.Config) *env {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	tb.Cleanup(cancel)
+	st, err := postgres.Open(ctx, pgtest.Database(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	reg := stint.NewRegistry()
+	stint.Register(reg, "test.echo", func(_ context.Context, _ *stint.Run, a map[string]any) (map[string]any, error) { return a, nil })
+	cfg.Store, cfg.Registry, cfg.Engine, cfg.Version = st, reg, "postgresql", "test"
+	srv, err := api.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	tb.Cleanup(func() { srv.Close(); hs.Close() })
+	validatorOnce.Do(func() { validator, validatorErr = apitest.NewValidator(api.OpenAPIDocument()) })
+	if validatorErr != nil {
+		tb.Fatal(validatorErr)
+	}
+	return &env{tb: tb, ctx: ctx, store: st, reg: reg, srv: srv, http: hs, validator: validator}
+}
+
+// startWorker runs a worker on the env's store until the test ends.
+func (e *env) startWorker(name string) {
+	e.tb.Helper()
+	w, err := stint.NewWorker(e.store, e.reg, stint.WorkerConfig{Name: name, Concurrency: 4,
+		HeartbeatInterval: 200 * time.Millisecond, PollInterval: 200 * time.Millisecond, WorkDir: e.tb.TempDir()})
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	e.tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			e.tb.Errorf("worker: %v", err)
+		}
+	})
+}
+
+// answer is an HTTP answer the test got.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// detail returns the detail of an error answer.
+func (a answer) detail() string {
+	var e apiv1.Error
+	json.Unmarshal(a.body, &e) //nolint:errcheck
+	return e.Detail
+}
+
+// do sends a request and validates the answer against the OpenAPI
+// document. A body that is a string or []byte is sent as it is; anything
+// else is sent as JSON.
+func (e *env) do(method, path string, body any) answer {
+	e.tb.Helper()
+	return e.send(e.tb, method, path, body)
+}
+
+// send is do, reporting to tb (a fuzz target's own *testing.T).
+func (e *env) send(tb testing.TB, method, path string, body any) answer {
+	tb.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		r = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(e.ctx, method, e.http.URL+path, r)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if r != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := e.validator.ValidateResponse(req, resp.StatusCode, resp.Header, raw); err != nil &&
+		!(resp.StatusCode == http.StatusNotFound && strings.Contains(err.Error(), "no operation")) {
+		tb.Errorf("%s %s: answer %d does not fit the OpenAPI document: %v\n%s", method, path, resp.StatusCode, err, raw)
+	}
+	a := answer{status: resp.StatusCode, header: resp.Header, body: raw}
+	if a.status >= 400 && a.detail() == "" {
+		tb.Errorf("%s %s: answer %d without a detail: %s", method, path, a.status, raw)
+	}
+	return a
+}
+
+// must sends a request, expects the status, and decodes the answer into
+// out (if not nil).
+func (e *env) must(method, path string, body any, status int, out any) answer {
+	e.tb.Helper()
+	a := e.do(method, path, body)
+	if a.status != status {
+		e.tb.Fatalf("%s %s: status %d, want %d: %s", method, path, a.status, status, a.body)
+	}
+	if out != nil {
+		if err := json.Unmarshal(a.body, out); err != nil {
+			e.tb.Fatalf("%s %s: %v: %s", method, path, err, a.body)
+		}
+	}
+	return a
+}
+
+// dispatch dispatches a task through the API and returns its id.
+func (e *env) dispatch(body apiv1.DispatchTask) uuid.UUID {
+	e.tb.Helper()
+	var ref apiv1.TaskRef
+	e.must("POST", "/api/v1/tasks", body, http.StatusAccepted, &ref)
+	id, err := apiv1.ParseTaskRef(ref.Task)
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	return id
+}
+
+// task reads a task through the API.
+func (e *env) task(id uuid.UUID) apiv1.Task {
+	e.tb.Helper()
+	var t apiv1.Task
+	e.must("GET", "/api/v1/tasks/"+id.String(), nil, http.StatusOK, &t)
+	return t
+}
+
+// waitState polls a task until it reaches state.
+func (e *env) waitState(id uuid.UUID, state string) apiv1.Task {
+	e.tb.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		t := e.task(id)
+		if t.State == state {
+			return t
+		}
+		if time.Now().After(deadline) {
+			e.tb.Fatalf("task %s is %s, waited for %s", id, t.State, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sseEvent is one event read from a stream.
+type sseEvent struct {
+	name string
+	data apiv1.TaskEvent
+}
+
+// openEvents opens GET /events with the query and returns a channel of
+// its events; the stream closes when the test ends.
+func (e *env) openEvents(query string) <-chan sseEvent {
+	e.tb.Helper()
+	ctx, cancel := context.WithCancel(e.ctx)
+	e.tb.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.http.URL+"/api/v1/events"+query, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		e.tb.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	ch := make(chan sseEvent, 1000)
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() || sc.Text() != ": connected" { // the stream is subscribed from here on
+		e.tb.Fatalf("events: first line %q", sc.Text())
+	}
+	go func() {
+		defer close(ch)
+		defer resp.Body.Close()
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				ev.name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev.data) //nolint:errcheck
+			case line == "" && ev.name != "":
+				ch <- ev
+				ev = sseEvent{}
+			}
+		}
+	}()
+	return ch
+}

@@ -1,0 +1,120 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/stint-dev/stint/apiv1"
+	"github.com/stint-dev/stint/internal/metrics"
+	"github.com/stint-dev/stint/store"
+)
+
+// renderTasks turns stored tasks into their API form, with their workers,
+// children and, for waiting tasks, what blocks them. It reads the store a
+// fixed number of times plus once per waiting task.
+func (s *Server) renderTasks(r *http.Request, tasks []*store.Task) ([]apiv1.Task, error) {
+	ctx := r.Context()
+	ids := make([]uuid.UUID, len(tasks))
+	needWorkers := false
+	for i, t := range tasks {
+		ids[i] = t.ID
+		needWorkers = needWorkers || t.Worker != ""
+	}
+	children, err := s.cfg.Store.ChildTasks(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	workers := map[string]store.WorkerInfo{}
+	if needWorkers {
+		list, err := s.cfg.Store.Workers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range list {
+			workers[w.Name] = w
+		}
+	}
+	out := make([]apiv1.Task, len(tasks))
+	for i, t := range tasks {
+		out[i] = s.renderTask(t, children[t.ID], workers)
+		if t.State == store.StateWaiting {
+			blockers, err := s.cfg.Store.BlockedBy(ctx, t.ID)
+			if err != nil {
+				return nil, err
+			}
+			list := make([]apiv1.Blocker, len(blockers))
+			for j, b := range blockers {
+				list[j] = apiv1.Blocker{Task: apiv1.TaskHref(b.Task), Resource: b.Resource}
+			}
+			out[i].BlockedBy = &list
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) renderTask(t *store.Task, children []uuid.UUID, workers map[string]store.WorkerInfo) apiv1.Task {
+	a := apiv1.Task{
+		ID: t.ID, Href: apiv1.TaskHref(t.ID), Name: t.Name, State: string(t.State),
+		Args: t.Args, Owner: t.Owner,
+		CreatedAt: apiv1.Time{Time: t.CreatedAt}, UpdatedAt: apiv1.Time{Time: t.UpdatedAt},
+		UnblockedAt: apiv1.NewTime(t.UnblockedAt), StartedAt: apiv1.NewTime(t.StartedAt), FinishedAt: apiv1.NewTime(t.FinishedAt),
+		ExclusiveResources: nonNil(t.ExclusiveResources), SharedResources: nonNil(t.SharedResources),
+		Versions: t.Versions, Result: t.Result, ChildTasks: make([]string, len(children)),
+		NonFatalErrors:   make([]apiv1.TaskError, len(t.NonFatalErrors)),
+		ProgressReports:  progressReports(t.ProgressReports),
+		CreatedResources: nonNil(t.CreatedResources),
+	}
+	if a.Versions == nil {
+		a.Versions = map[string]string{}
+	}
+	if len(a.Args) == 0 {
+		a.Args = json.RawMessage("{}")
+	}
+	if len(a.Result) == 0 {
+		a.Result = json.RawMessage("null")
+	}
+	if t.Worker != "" {
+		tw := &apiv1.TaskWorker{Name: t.Worker} // a worker that left cleanly is no longer listed
+		if w, ok := workers[t.Worker]; ok {
+			tw.Missing = metrics.IsMissing(w, s.cfg.MissingAfter)
+			tw.LastHeartbeat = &apiv1.Time{Time: w.LastHeartbeat}
+		}
+		a.Worker = tw
+	}
+	if t.ParentTask != nil {
+		href := apiv1.TaskHref(*t.ParentTask)
+		a.ParentTask = &href
+	}
+	if t.TaskGroup != nil {
+		href := apiv1.TaskGroupHref(*t.TaskGroup)
+		a.TaskGroup = &href
+	}
+	for i, c := range children {
+		a.ChildTasks[i] = apiv1.TaskHref(c)
+	}
+	if t.Error != nil {
+		e := apiv1.TaskError(*t.Error)
+		a.Error = &e
+	}
+	for i, e := range t.NonFatalErrors {
+		a.NonFatalErrors[i] = apiv1.TaskError(e)
+	}
+	return a
+}
+
+func progressReports(in []store.ProgressReport) []apiv1.ProgressReport {
+	out := make([]apiv1.ProgressReport, len(in))
+	for i, p := range in {
+		out[i] = apiv1.ProgressReport(p)
+	}
+	return out
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

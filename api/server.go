@@ -1,0 +1,187 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/stint-dev/stint"
+	"github.com/stint-dev/stint/apiv1"
+	"github.com/stint-dev/stint/internal/metrics"
+	"github.com/stint-dev/stint/store"
+)
+
+// DefaultMaxBodyBytes is the default limit on request bodies.
+const DefaultMaxBodyBytes = 1 << 20
+
+// DefaultMissingAfter is how long a worker may go without a heartbeat
+// before the API shows it missing.
+const DefaultMissingAfter = 10 * time.Second
+
+// Config configures a Server. Store and Registry are required.
+type Config struct {
+	Store    store.Store
+	Registry *stint.Registry // the task types this node accepts
+	// Engine names the store's engine in /status, e.g. "postgresql".
+	Engine string
+	// Version is the server's version in /status.
+	Version string
+	// MaxBodyBytes limits request bodies; default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// MissingAfter: a worker silent this long is shown missing; default
+	// DefaultMissingAfter.
+	MissingAfter time.Duration
+	// Metrics are served at /metrics and counted into; default a new set
+	// reading gauges from Store.
+	Metrics *metrics.Metrics
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves the HTTP API. Create it with New, serve Handler, and call
+// Close when done.
+type Server struct {
+	cfg     Config
+	client  *stint.Client
+	log     *slog.Logger
+	events  *hub
+	handler http.Handler
+}
+
+// New returns a server and starts its event hub, which listens to the
+// store's changes until Close.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Registry == nil {
+		return nil, errors.New("api: Store and Registry are required")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MissingAfter <= 0 {
+		cfg.MissingAfter = DefaultMissingAfter
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New(cfg.Store, cfg.MissingAfter)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, client: stint.NewClient(cfg.Store, cfg.Registry), log: cfg.Logger}
+	s.events = newHub(cfg.Store, s.log)
+	if err := s.events.start(); err != nil {
+		return nil, err
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Close stops the event hub and ends every open event stream.
+func (s *Server) Close() { s.events.stop() }
+
+// Handler returns the server's HTTP handler: /api/v1/..., /metrics,
+// /healthz and /readyz.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	p := apiv1.Prefix
+	mux.HandleFunc("POST "+p+"/tasks", s.dispatchTask)
+	mux.HandleFunc("GET "+p+"/tasks", s.listTasks)
+	mux.HandleFunc("GET "+p+"/tasks/{id}", s.getTask)
+	mux.HandleFunc("PATCH "+p+"/tasks/{id}", s.patchTask)
+	mux.HandleFunc("GET "+p+"/workers", s.listWorkers)
+	mux.HandleFunc("GET "+p+"/workers/{name}", s.getWorker)
+	mux.HandleFunc("GET "+p+"/events", s.streamEvents)
+	mux.HandleFunc("GET "+p+"/status", s.status)
+	mux.HandleFunc("GET "+p+"/openapi.json", s.openAPI)
+	mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+	})
+	mux.Handle("GET /metrics", s.cfg.Metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	return s.recoverPanics(trimTrailingSlash(mux))
+}
+
+// trimTrailingSlash serves /path/ as /path: the API accepts both.
+func trimTrailingSlash(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") && p != "/ui/" {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = strings.TrimRight(p, "/")
+			r2.URL.RawPath = ""
+			r = r2
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverPanics turns a panic in a handler into a logged 500: a bug, never
+// the client's doing.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				writeError(w, http.StatusInternalServerError, "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeJSON writes v with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "encoding the answer failed")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n')) //nolint:errcheck // the client went away
+}
+
+// writeError writes {"detail": ...} with the given status.
+func writeError(w http.ResponseWriter, status int, format string, a ...any) {
+	writeJSON(w, status, apiv1.Error{Detail: fmt.Sprintf(format, a...)})
+}
+
+// internalError logs err and answers 503 when the store cannot be reached
+// (or the request was canceled), 500 otherwise.
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away
+	}
+	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	writeError(w, http.StatusServiceUnavailable, "the task store could not answer; try again")
+}
+
+func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(OpenAPIDocument()) //nolint:errcheck
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if _, err := s.cfg.Store.Workers(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "database unreachable")
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}

@@ -1,0 +1,225 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/stint-dev/stint"
+	"github.com/stint-dev/stint/apiv1"
+	"github.com/stint-dev/stint/store"
+)
+
+// dispatchTask is POST /tasks: validate, dispatch, answer 202 with the
+// task's href.
+func (s *Server) dispatchTask(w http.ResponseWriter, r *http.Request) {
+	var body apiv1.DispatchTask
+	if !s.decodeBody(w, r, &body) {
+		return
+	}
+	req := stint.DispatchRequest{
+		Name: body.Name, ExclusiveResources: body.ExclusiveResources, SharedResources: body.SharedResources,
+		Versions: body.Versions,
+	}
+	if body.Args != nil {
+		req.Args = body.Args
+	}
+	task, err := s.client.Dispatch(r.Context(), req)
+	var verr *stint.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		writeError(w, http.StatusBadRequest, "%s", verr.Error())
+		return
+	case errors.Is(err, store.ErrUnstorable):
+		writeError(w, http.StatusBadRequest, "args: %v", err)
+		return
+	case err != nil:
+		s.internalError(w, r, err)
+		return
+	}
+	s.cfg.Metrics.Dispatched(task.Name, 1)
+	href := apiv1.TaskHref(task.ID)
+	w.Header().Set("Location", href)
+	writeJSON(w, http.StatusAccepted, apiv1.TaskRef{Task: href})
+}
+
+// decodeBody reads a JSON body into v, refusing unknown fields, trailing
+// data and bodies over the limit. It answers the error itself and reports
+// whether to go on.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errTrailingData
+			var mbe *http.MaxBytesError
+			if errors.As(terr, &mbe) {
+				err = terr
+			}
+		}
+	}
+	if err == nil {
+		return true
+	}
+	var (
+		mbe *http.MaxBytesError
+		ute *json.UnmarshalTypeError
+		se  *json.SyntaxError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, "the body is larger than %d bytes", mbe.Limit)
+	case errors.Is(err, io.EOF):
+		writeError(w, http.StatusBadRequest, "the body is empty; expected a JSON object")
+	case errors.As(err, &ute) && ute.Field != "":
+		writeError(w, http.StatusBadRequest, "%s: expected %s, got a JSON %s", ute.Field, jsonKind(ute.Type.Kind().String()), ute.Value)
+	case errors.As(err, &ute):
+		writeError(w, http.StatusBadRequest, "the body must be a JSON object, not a JSON %s", ute.Value)
+	case errors.As(err, &se):
+		writeError(w, http.StatusBadRequest, "the body is not valid JSON: %v (at byte %d)", se, se.Offset)
+	case errors.Is(err, errTrailingData):
+		writeError(w, http.StatusBadRequest, "the body holds more than one JSON value")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		writeError(w, http.StatusBadRequest, "%s: unknown field", strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`))
+	default:
+		writeError(w, http.StatusBadRequest, "the body is not valid JSON: %v", err)
+	}
+	return false
+}
+
+var errTrailingData = errors.New("trailing data")
+
+// jsonKind names a Go kind the way a JSON client thinks of it.
+func jsonKind(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	case "bool":
+		return "true or false"
+	case "int", "int64", "int32", "float64":
+		return "a number"
+	}
+	return "a " + kind
+}
+
+// listTasks is GET /tasks.
+func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) {
+	f, err := parseTaskFilter(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	tasks, count, err := s.cfg.Store.ListTasks(r.Context(), f)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	results, err := s.renderTasks(r, tasks)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page(r, count, f.Limit, f.Offset, results))
+}
+
+// pathID parses the {id} of the path, answering 400 if it is no UUID.
+func pathID(w http.ResponseWriter, r *http.Request) (uuid.UUID, bool) {
+	raw := r.PathValue("id")
+	id, err := uuid.Parse(raw)
+	if err != nil || len(raw) != 36 {
+		writeError(w, http.StatusBadRequest, "id: %q is not a UUID", raw)
+		return uuid.Nil, false
+	}
+	return id, true
+}
+
+// getTask is GET /tasks/{id}.
+func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	task, err := s.cfg.Store.Task(r.Context(), id)
+	s.writeTask(w, r, task, err)
+}
+
+// patchTask is PATCH /tasks/{id}: {"state": "canceled"} cancels it.
+func (s *Server) patchTask(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	var body apiv1.PatchTask
+	if !s.decodeBody(w, r, &body) {
+		return
+	}
+	if body.State != string(store.StateCanceled) {
+		writeError(w, http.StatusBadRequest, "state: must be %q, the only change a client may ask for (got %q)", store.StateCanceled, body.State)
+		return
+	}
+	task, err := s.cfg.Store.Cancel(r.Context(), id)
+	if errors.Is(err, store.ErrFinal) {
+		state := "final"
+		if task != nil {
+			state = string(task.State)
+		}
+		writeError(w, http.StatusConflict, "task %s is %s already: it cannot be canceled", id, state)
+		return
+	}
+	s.writeTask(w, r, task, err)
+}
+
+// writeTask answers a task read or changed with err: 200, 404 or 503.
+func (s *Server) writeTask(w http.ResponseWriter, r *http.Request, task *store.Task, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no task %s", r.PathValue("id"))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	out, err := s.renderTasks(r, []*store.Task{task})
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out[0])
+}
+
+// page builds a list answer with the hrefs of the neighbouring pages.
+func page[T any](r *http.Request, count, limit, offset int, results []T) apiv1.Page[T] {
+	p := apiv1.Page[T]{Count: count, Results: results}
+	if p.Results == nil {
+		p.Results = []T{}
+	}
+	link := func(off int) *string {
+		q := r.URL.Query()
+		q.Set("limit", fmt.Sprint(limit))
+		if off > 0 {
+			q.Set("offset", fmt.Sprint(off))
+		} else {
+			q.Del("offset")
+		}
+		s := r.URL.Path + "?" + q.Encode()
+		return &s
+	}
+	if offset+limit < count {
+		p.Next = link(offset + limit)
+	}
+	if offset > 0 {
+		p.Previous = link(max(0, offset-limit))
+	}
+	return p
+}

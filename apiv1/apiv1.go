@@ -1,0 +1,247 @@
+// Package apiv1 defines the JSON documents of Stint's HTTP API, /api/v1:
+// what the server (package api) writes and what clients (package client and
+// the stint CLI) read. It holds types and hrefs only, no behaviour.
+//
+// Timestamps are RFC 3339 in UTC with microseconds; hrefs are paths such as
+// /api/v1/tasks/{id}. Errors are an Error document with a 4xx status.
+package apiv1
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Prefix is the path under which the API is served.
+const Prefix = "/api/v1"
+
+// Pagination limits of list endpoints.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// TaskHref returns the href of a task.
+func TaskHref(id uuid.UUID) string { return Prefix + "/tasks/" + id.String() }
+
+// TaskGroupHref returns the href of a task group.
+func TaskGroupHref(id uuid.UUID) string { return Prefix + "/task-groups/" + id.String() }
+
+// WorkerHref returns the href of a worker.
+func WorkerHref(name string) string { return Prefix + "/workers/" + name }
+
+// ParseTaskRef accepts a task's id or href and returns its id.
+func ParseTaskRef(ref string) (uuid.UUID, error) {
+	return parseRef(ref, Prefix+"/tasks/")
+}
+
+// ParseTaskGroupRef accepts a task group's id or href and returns its id.
+func ParseTaskGroupRef(ref string) (uuid.UUID, error) {
+	return parseRef(ref, Prefix+"/task-groups/")
+}
+
+func parseRef(ref, prefix string) (uuid.UUID, error) {
+	s := strings.TrimSuffix(strings.TrimPrefix(ref, prefix), "/")
+	id, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 {
+		return uuid.Nil, fmt.Errorf("%q is not an id or an href %s{id}", ref, prefix)
+	}
+	return id, nil
+}
+
+// TimeLayout is the layout of every timestamp: RFC 3339, UTC, microseconds.
+const TimeLayout = "2006-01-02T15:04:05.000000Z07:00"
+
+// Time is a timestamp written in TimeLayout.
+type Time struct{ time.Time }
+
+// NewTime returns t as a Time, or nil for nil.
+func NewTime(t *time.Time) *Time {
+	if t == nil {
+		return nil
+	}
+	return &Time{*t}
+}
+
+// MarshalJSON implements json.Marshaler.
+func (t Time) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + t.UTC().Format(TimeLayout) + `"`), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler; any RFC 3339 time is taken.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return err
+	}
+	t.Time = v
+	return nil
+}
+
+// Error is the body of every 4xx and 5xx answer.
+type Error struct {
+	Detail string `json:"detail"`
+}
+
+// DispatchTask is the body of POST /tasks.
+type DispatchTask struct {
+	Name               string            `json:"name"`
+	Args               json.RawMessage   `json:"args,omitempty"`
+	ExclusiveResources []string          `json:"exclusive_resources,omitempty"`
+	SharedResources    []string          `json:"shared_resources,omitempty"`
+	Versions           map[string]string `json:"versions,omitempty"`
+}
+
+// TaskRef is the answer to a dispatch: 202 with the new task's href.
+type TaskRef struct {
+	Task string `json:"task"`
+}
+
+// PatchTask is the body of PATCH /tasks/{id}: {"state": "canceled"}.
+type PatchTask struct {
+	State string `json:"state"`
+}
+
+// Task is a task as the API shows it.
+type Task struct {
+	ID                 uuid.UUID         `json:"id"`
+	Href               string            `json:"href"`
+	Name               string            `json:"name"`
+	State              string            `json:"state"`
+	Args               json.RawMessage   `json:"args"`
+	Owner              string            `json:"owner"`
+	CreatedAt          Time              `json:"created_at"`
+	UpdatedAt          Time              `json:"updated_at"`
+	UnblockedAt        *Time             `json:"unblocked_at"`
+	StartedAt          *Time             `json:"started_at"`
+	FinishedAt         *Time             `json:"finished_at"`
+	ExclusiveResources []string          `json:"exclusive_resources"`
+	SharedResources    []string          `json:"shared_resources"`
+	Versions           map[string]string `json:"versions"`
+	Worker             *TaskWorker       `json:"worker"`
+	ParentTask         *string           `json:"parent_task"`
+	ChildTasks         []string          `json:"child_tasks"`
+	TaskGroup          *string           `json:"task_group"`
+	Result             json.RawMessage   `json:"result"`
+	Error              *TaskError        `json:"error"`
+	NonFatalErrors     []TaskError       `json:"non_fatal_errors"`
+	ProgressReports    []ProgressReport  `json:"progress_reports"`
+	CreatedResources   []string          `json:"created_resources"`
+	// BlockedBy is present only while the task is waiting: what it waits
+	// for, empty when it waits for a worker only.
+	BlockedBy *[]Blocker `json:"blocked_by,omitempty"`
+}
+
+// Final reports whether the task's state is final.
+func (t *Task) Final() bool { return FinalState(t.State) }
+
+// FinalState reports whether a state is final.
+func FinalState(state string) bool {
+	switch state {
+	case "completed", "failed", "canceled", "skipped", "dropped":
+		return true
+	}
+	return false
+}
+
+// TaskWorker is the worker that runs or ran a task.
+type TaskWorker struct {
+	Name          string `json:"name"`
+	Missing       bool   `json:"missing"`
+	LastHeartbeat *Time  `json:"last_heartbeat"`
+}
+
+// TaskError is a fatal or non-fatal error of a task.
+type TaskError struct {
+	Kind        string `json:"kind"`
+	Description string `json:"description"`
+	Traceback   string `json:"traceback,omitempty"`
+}
+
+// ProgressReport is one progress bar of a task.
+type ProgressReport struct {
+	Message string `json:"message"`
+	Code    string `json:"code"`
+	State   string `json:"state"`
+	Total   *int64 `json:"total"`
+	Done    int64  `json:"done"`
+	Suffix  string `json:"suffix,omitempty"`
+}
+
+// Blocker is an earlier task a waiting task waits for on a resource.
+type Blocker struct {
+	Task     string `json:"task"`
+	Resource string `json:"resource"`
+}
+
+// Page is one page of a list: the total count, the hrefs of the next and
+// previous pages (null at the ends), and the results.
+type Page[T any] struct {
+	Count    int     `json:"count"`
+	Next     *string `json:"next"`
+	Previous *string `json:"previous"`
+	Results  []T     `json:"results"`
+}
+
+// Worker is a registered worker.
+type Worker struct {
+	Name          string            `json:"name"`
+	Href          string            `json:"href"`
+	Hostname      string            `json:"hostname"`
+	PID           int               `json:"pid"`
+	Versions      map[string]string `json:"versions"`
+	Concurrency   int               `json:"concurrency"`
+	StartedAt     Time              `json:"started_at"`
+	LastHeartbeat Time              `json:"last_heartbeat"`
+	Missing       bool              `json:"missing"`
+	CurrentTasks  []string          `json:"current_tasks"`
+}
+
+// Status is the answer of GET /status.
+type Status struct {
+	Version  string         `json:"version"`
+	Engine   string         `json:"engine"`
+	Database DatabaseStatus `json:"database"`
+	Workers  WorkersStatus  `json:"workers"`
+	Tasks    TasksStatus    `json:"tasks"`
+}
+
+// DatabaseStatus says whether the server reaches its database.
+type DatabaseStatus struct {
+	Reachable bool `json:"reachable"`
+}
+
+// WorkersStatus counts workers.
+type WorkersStatus struct {
+	Online  int `json:"online"`
+	Missing int `json:"missing"`
+}
+
+// TasksStatus counts incomplete tasks.
+type TasksStatus struct {
+	Waiting   int `json:"waiting"`
+	Running   int `json:"running"`
+	Canceling int `json:"canceling"`
+}
+
+// EventTask is the name (the SSE "event:" field) of task change events.
+const EventTask = "task"
+
+// TaskEvent is the data of a task event on GET /events: the task's state,
+// group and progress after a change.
+type TaskEvent struct {
+	Task            string           `json:"task"`
+	ID              uuid.UUID        `json:"id"`
+	Name            string           `json:"name"`
+	State           string           `json:"state"`
+	TaskGroup       *string          `json:"task_group"`
+	ProgressReports []ProgressReport `json:"progress_reports"`
+	UpdatedAt       Time             `json:"updated_at"`
+}
