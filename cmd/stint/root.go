@@ -24,7 +24,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newMigrateCommand(), newWorkerCommand(), newBenchCommand())
+	root.AddCommand(newMigrateCommand(), newWorkerCommand(), newBenchCommand(), newServeCommand(), newAPICommand(), newTaskCommand(), newStatusCommand())
 	return root
 }
 

@@ -1,18 +1,26 @@
 package main
 
 import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"runtime"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stint-dev/stint"
+	"github.com/stint-dev/stint/api"
+	"github.com/stint-dev/stint/internal/metrics"
 )
 
 func newWorkerCommand() *cobra.Command {
 	var (
-		db      string
-		migrate bool
-		cfg     stint.WorkerConfig
+		db          string
+		migrate     bool
+		metricsAddr string
+		cfg         stint.WorkerConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -34,6 +42,15 @@ running tasks finish within --shutdown-grace, cancels the rest, and leaves.`,
 				}
 			}
 			cfg.Logger = newLogger()
+			if metricsAddr != "" {
+				m := metrics.New(st, api.DefaultMissingAfter)
+				cfg.OnFinished = m.Finished
+				stop, err := serveMetrics(metricsAddr, m, cfg.Logger)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			w, err := stint.NewWorker(st, stint.NewRegistry(), cfg)
 			if err != nil {
 				return err
@@ -42,9 +59,11 @@ running tasks finish within --shutdown-grace, cancels the rest, and leaves.`,
 			return w.Run(ctx)
 		},
 	}
+	cmd.AddCommand(newWorkerListCommand())
 	dbFlag(cmd, &db)
 	f := cmd.Flags()
 	f.BoolVar(&migrate, "migrate", false, "apply schema migrations at start")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics and /healthz at this host:port (default: not at all)")
 	f.StringVar(&cfg.Name, "name", "", "worker name, unique among online workers (default {pid}@{hostname})")
 	f.IntVar(&cfg.Concurrency, "concurrency", runtime.NumCPU(), "tasks run at once")
 	f.DurationVar(&cfg.PollInterval, "poll-interval", 0, "look for tasks at least this often (default 1s)")
@@ -53,4 +72,19 @@ running tasks finish within --shutdown-grace, cancels the rest, and leaves.`,
 	f.DurationVar(&cfg.SweepInterval, "sweep-interval", 0, "period of the scheduler's safety net, negative to disable (default 30s)")
 	f.StringVar(&cfg.WorkDir, "workdir", "", "directory for the tasks' working directories, emptied at start")
 	return cmd
+}
+
+// serveMetrics serves /metrics and /healthz at addr until stop is called.
+func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close
+	log.Info("serving metrics", "addr", "http://"+ln.Addr().String()+"/metrics")
+	return func() { srv.Close() }, nil //nolint:errcheck
 }

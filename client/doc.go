@@ -1,0 +1,65 @@
+// Package client is a Go client for Stint's HTTP API (/api/v1): dispatch
+// tasks, read and list them, cancel them, follow their events, and read
+// the workers and the server's status. The stint CLI's client commands use
+// it. The documents it sends and reads are the types of package apiv1.
+//
+// # Connecting
+//
+// New takes the server's URL and options:
+//
+//	c, err := client.New("http://127.0.0.1:7710", client.WithToken(os.Getenv("STINT_TOKEN")))
+//
+// Every method takes a context, which bounds the request (and, for Events,
+// the whole stream). A Client is safe for concurrent use.
+//
+// # Tasks
+//
+// Dispatch answers as soon as the server has stored the task (202 Accepted)
+// with the task's id; Task reads it again:
+//
+//	id, err := c.Dispatch(ctx, apiv1.DispatchTask{
+//		Name:               "repo.sync",
+//		Args:               json.RawMessage(`{"repository": 42}`),
+//		ExclusiveResources: []string{"repo:42"},
+//	})
+//	task, err := c.Task(ctx, id)
+//	fmt.Println(task.State, task.Final())
+//
+// ListTasks reads one page of tasks; its url.Values are the API's filters
+// (state, state__in, name, name__contains, worker, created_at__gte, limit,
+// offset, ordering...). AllTasks follows the pages' next links and returns
+// every match. CancelTask cancels a task: a waiting task is canceled at
+// once, a running one becomes canceling until its runner stops it.
+//
+// # Following tasks
+//
+// Events subscribes to the server-sent events of some tasks, of some task
+// groups, or of all tasks; each event carries a task's state and progress
+// reports after a change. To follow a task without missing its end,
+// subscribe first, then read its state, then read events until it is final:
+//
+//	stream, err := c.Events(ctx, []uuid.UUID{id}, nil)
+//	defer stream.Close()
+//	task, err := c.Task(ctx, id)
+//	for state := task.State; !apiv1.FinalState(state); {
+//		ev, err := stream.Next() // io.EOF when the server closes the stream
+//		if err != nil {
+//			return err
+//		}
+//		state = ev.State
+//	}
+//
+// (The stint CLI's "task wait" does this for many tasks, reconnects when
+// the stream breaks, and re-reads states now and then as a safety net.)
+//
+// # Errors
+//
+// An answer with a 4xx or 5xx status is an *APIError holding the status and
+// the server's one-line detail, such as 400 "name: unknown task name". A
+// server that cannot be reached gives an error that names it. IsStatus tells
+// one status from another:
+//
+//	if _, err := c.CancelTask(ctx, id); client.IsStatus(err, http.StatusConflict) {
+//		// the task had already ended
+//	}
+package client

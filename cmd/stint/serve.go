@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stint-dev/stint"
+	"github.com/stint-dev/stint/api"
+	"github.com/stint-dev/stint/internal/metrics"
+)
+
+// defaultAddr is where stint serve and stint api listen by default.
+const defaultAddr = "127.0.0.1:7710"
+
+// serverFlags are the flags stint serve and stint api share.
+type serverFlags struct {
+	db           string
+	addr         string
+	migrate      bool
+	maxBody      int64
+	shutdownWait time.Duration
+}
+
+func (f *serverFlags) register(cmd *cobra.Command, migrateByDefault bool) {
+	dbFlag(cmd, &f.db)
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", defaultAddr, "address to listen on, host:port")
+	fl.BoolVar(&f.migrate, "migrate", migrateByDefault, "apply schema migrations at start")
+	fl.Int64Var(&f.maxBody, "max-body", api.DefaultMaxBodyBytes, "largest request body accepted, in bytes")
+	fl.DurationVar(&f.shutdownWait, "shutdown-grace", 30*time.Second, "time running tasks and requests get to finish at shutdown")
+}
+
+func newServeCommand() *cobra.Command {
+	var (
+		flags   serverFlags
+		workers int
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the API and workers in one process",
+		Long: `Run the HTTP API (/api/v1, /metrics, /healthz, /readyz) and a worker with
+--workers slots in one process. On SIGINT or SIGTERM it stops accepting
+requests, lets running tasks finish within --shutdown-grace, and exits.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServer(cmd.Context(), flags, workers)
+		},
+	}
+	flags.register(cmd, true)
+	cmd.Flags().IntVar(&workers, "workers", runtime.NumCPU(), "tasks run at once by this process's worker")
+	return cmd
+}
+
+func newAPICommand() *cobra.Command {
+	var flags serverFlags
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "Run the HTTP API only (for many API nodes on one PostgreSQL)",
+		Long: `Run the HTTP API (/api/v1, /metrics, /healthz, /readyz) without a worker.
+Run as many as you like on one PostgreSQL database, with stint worker
+processes beside them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServer(cmd.Context(), flags, 0)
+		},
+	}
+	flags.register(cmd, false)
+	return cmd
+}
+
+// runServer serves the API, and runs a worker with the given slots if
+// workers > 0, until ctx ends.
+func runServer(ctx context.Context, f serverFlags, workers int) error {
+	log := newLogger()
+	st, err := openPostgres(ctx, f.db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if f.migrate {
+		if err := st.Migrate(ctx); err != nil {
+			return err
+		}
+	}
+	reg := stint.NewRegistry()
+	m := metrics.New(st, api.DefaultMissingAfter)
+	srv, err := api.New(api.Config{
+		Store: st, Registry: reg, Engine: "postgresql", Version: version,
+		MaxBodyBytes: f.maxBody, Metrics: m, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("--addr %s: %w", f.addr, err)
+	}
+	httpServer := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorker()
+	if workers > 0 {
+		w, err := stint.NewWorker(st, reg, stint.WorkerConfig{
+			Concurrency: workers, ShutdownGrace: f.shutdownWait, Logger: log, OnFinished: m.Finished,
+		})
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.Run(workerCtx); err != nil {
+				errs <- fmt.Errorf("worker: %w", err)
+			}
+		}()
+		log.Info("worker started", "name", w.Name(), "concurrency", workers)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errs <- err
+		}
+	}()
+	log.Info("serving", "addr", "http://"+ln.Addr().String(), "api", "http://"+ln.Addr().String()+"/api/v1/")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-errs:
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), f.shutdownWait)
+	defer cancel()
+	srv.Close() // ends event streams, which Shutdown would wait for
+	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+		httpServer.Close() //nolint:errcheck
+	}
+	stopWorker()
+	wg.Wait()
+	return runErr
+}

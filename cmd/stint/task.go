@@ -1,0 +1,124 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/stint-dev/stint/apiv1"
+)
+
+func newTaskCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "task",
+		Short: "Dispatch, list, show, cancel and wait for tasks on a Stint server",
+		Args:  cobra.NoArgs, // so that a mistyped subcommand is an error
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newTaskDispatchCommand(), newTaskListCommand(), newTaskShowCommand(),
+		newTaskCancelCommand(), newTaskWaitCommand())
+	return cmd
+}
+
+func newTaskDispatchCommand() *cobra.Command {
+	var (
+		args                        string
+		exclusive, shared, versions []string
+		wait                        bool
+		timeout                     time.Duration
+		cf                          *clientFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "dispatch NAME",
+		Short: "Dispatch a task and print its id",
+		Long: `Dispatch a task of the type NAME and print its id (or, with -o json, the task).
+With --wait, follow it to its end as "stint task wait" does, with the same
+exit status.`,
+		Example: `  stint task dispatch stint.sleep --args '{"seconds": 2}' --exclusive repo:1 --wait`,
+		Args:    oneArg("give one task name, such as stint.sleep"),
+		RunE: func(cmd *cobra.Command, pos []string) error {
+			body, err := dispatchBody(pos[0], args, exclusive, shared, versions)
+			if err != nil {
+				return err
+			}
+			if timeout != 0 && !wait {
+				return fmt.Errorf("--timeout: only with --wait")
+			}
+			if timeout < 0 {
+				return fmt.Errorf("--timeout %s: must not be negative", timeout)
+			}
+			return runDispatch(cmd, cf, body, wait, timeout)
+		},
+	}
+	cf = addClientFlags(cmd)
+	f := cmd.Flags()
+	f.StringVar(&args, "args", "", "the task's args as JSON, e.g. '{\"seconds\": 2}'")
+	f.StringArrayVar(&exclusive, "exclusive", nil, "a resource the task holds alone; repeatable")
+	f.StringArrayVar(&shared, "shared", nil, "a resource the task shares with other shared holders; repeatable")
+	f.StringArrayVar(&versions, "version", nil, "a minimum version a worker must provide, COMPONENT=VERSION; repeatable")
+	f.BoolVar(&wait, "wait", false, "follow the task to its end")
+	f.DurationVar(&timeout, "timeout", 0, "with --wait, stop waiting after this long (exit 8 if the task is not done)")
+	return cmd
+}
+
+// dispatchBody checks the flags of task dispatch and builds the request.
+func dispatchBody(name, args string, exclusive, shared, versions []string) (apiv1.DispatchTask, error) {
+	body := apiv1.DispatchTask{Name: name, ExclusiveResources: exclusive, SharedResources: shared}
+	if strings.TrimSpace(name) == "" {
+		return body, fmt.Errorf("NAME is empty: give a task type such as stint.sleep")
+	}
+	if args != "" {
+		var v any
+		if err := json.Unmarshal([]byte(args), &v); err != nil {
+			return body, fmt.Errorf("--args: not JSON: %v", err)
+		}
+		body.Args = json.RawMessage(args)
+	}
+	for _, v := range versions {
+		comp, ver, ok := strings.Cut(v, "=")
+		if !ok || strings.TrimSpace(comp) == "" || strings.TrimSpace(ver) == "" {
+			return body, fmt.Errorf("--version %q: use COMPONENT=VERSION, e.g. myplugin=1.4.0", v)
+		}
+		if body.Versions == nil {
+			body.Versions = map[string]string{}
+		}
+		if _, dup := body.Versions[comp]; dup {
+			return body, fmt.Errorf("--version: %s given twice", comp)
+		}
+		body.Versions[comp] = ver
+	}
+	return body, nil
+}
+
+func runDispatch(cmd *cobra.Command, cf *clientFlags, body apiv1.DispatchTask, wait bool, timeout time.Duration) error {
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	id, err := c.Dispatch(ctx, body)
+	if err != nil {
+		return fmt.Errorf("dispatch %s: %w", body.Name, err)
+	}
+	out := cmd.OutOrStdout()
+	switch {
+	case wait:
+		if !cf.jsonOut() {
+			fmt.Fprintln(out, id)
+		}
+		return waitFor(cmd, cf, c, []uuid.UUID{id}, false, timeout, true)
+	case cf.jsonOut():
+		task, err := c.Task(ctx, id)
+		if err != nil {
+			return fmt.Errorf("task %s: %w", id, err)
+		}
+		return writeJSON(out, task)
+	default:
+		fmt.Fprintln(out, id)
+		return nil
+	}
+}
