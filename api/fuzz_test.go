@@ -7,6 +7,7 @@ import (
 	"unicode"
 
 	"github.com/stint-dev/stint/api"
+	"github.com/stint-dev/stint/internal/enginetest"
 )
 
 // FuzzDispatchBody sends arbitrary bodies to POST /tasks: every answer is a
@@ -25,7 +26,7 @@ func FuzzDispatchBody(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	e := newEnv(f, api.Config{MaxBodyBytes: 64 << 10})
+	e := newEnv(f, enginetest.PostgreSQL, api.Config{MaxBodyBytes: 64 << 10})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		a := e.send(t, "POST", "/api/v1/tasks", body)
 		if a.status != 202 && (a.status < 400 || a.status >= 500) {
@@ -49,7 +50,7 @@ func FuzzTaskFilters(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	e := newEnv(f, api.Config{})
+	e := newEnv(f, enginetest.PostgreSQL, api.Config{})
 	f.Fuzz(func(t *testing.T, query string) {
 		if _, err := url.Parse(e.http.URL + "/api/v1/tasks?" + query); err != nil || strings.ContainsFunc(query, unicode.IsSpace) ||
 			strings.ContainsFunc(query, unicode.IsControl) {

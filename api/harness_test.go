@@ -19,16 +19,16 @@ import (
 	"github.com/stint-dev/stint/api"
 	"github.com/stint-dev/stint/apiv1"
 	"github.com/stint-dev/stint/internal/apitest"
-	"github.com/stint-dev/stint/internal/pgtest"
-	"github.com/stint-dev/stint/store/postgres"
+	"github.com/stint-dev/stint/internal/enginetest"
+	"github.com/stint-dev/stint/store"
 )
 
-// env is a real API server on a fresh PostgreSQL database. Every answer it
+// env is a real API server on a fresh database of one engine. Every answer it
 // gives a test is validated against the OpenAPI document.
 type env struct {
 	tb        testing.TB
 	ctx       context.Context
-	store     *postgres.Store
+	store     store.Store
 	reg       *stint.Registry
 	srv       *api.Server
 	http      *httptest.Server
@@ -41,21 +41,14 @@ var (
 	validatorErr  error
 )
 
-func newEnv(tb testing.TB, cfg api.Config) *env {
+func newEnv(tb testing.TB, eng enginetest.Engine, cfg api.Config) *env {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	tb.Cleanup(cancel)
-	st, err := postgres.Open(ctx, pgtest.Database(tb))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(st.Close)
-	if err := st.Migrate(ctx); err != nil {
-		tb.Fatal(err)
-	}
+	st := eng.Open(tb)
 	reg := stint.NewRegistry()
 	stint.Register(reg, "test.echo", func(_ context.Context, _ *stint.Run, a map[string]any) (map[string]any, error) { return a, nil })
-	cfg.Store, cfg.Registry, cfg.Engine, cfg.Version = st, reg, "postgresql", "test"
+	cfg.Store, cfg.Registry, cfg.Engine, cfg.Version = st, reg, eng.Name, "test"
 	srv, err := api.New(cfg)
 	if err != nil {
 		tb.Fatal(err)

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"path/filepath"
+
 	"github.com/spf13/cobra"
 
 	"github.com/stint-dev/stint/internal/bench"
+	"github.com/stint-dev/stint/store/postgres"
 )
 
 func newBenchCommand() *cobra.Command {
@@ -15,24 +18,37 @@ func newBenchCommand() *cobra.Command {
 		Use:   "bench",
 		Short: "Run the benchmark scenarios",
 		Long: `Run benchmark scenarios and print one line each ("NAME: VALUE UNIT", details
-after). Each scenario runs in a scratch database created on the server that
---db names and dropped afterwards, so the role needs CREATEDB.
+after). With --db postgres://..., each scenario runs in a scratch database
+created on that server and dropped afterwards (the role needs CREATEDB), and
+the sqlite scenario in a scratch file in the system's temporary directory.
+With --db sqlite:PATH, only the sqlite scenario runs, in a scratch file in
+PATH's directory (PATH itself is not touched).
 
-Scenarios: throughput-noop, throughput-resources, depth, latency.`,
+Scenarios: throughput-noop, throughput-resources, depth, latency (PostgreSQL);
+sqlite (throughput-noop on the embedded engine).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openPostgres(cmd.Context(), db)
+			target, err := parseDB(db)
 			if err != nil {
 				return err
 			}
-			st.Close()
-			cfg.ServerURL = db
+			switch target.engine {
+			case engineSQLite:
+				cfg.SQLiteDir = filepath.Dir(target.dsn)
+			default:
+				st, err := postgres.Open(cmd.Context(), target.dsn)
+				if err != nil {
+					return err
+				}
+				st.Close()
+				cfg.ServerURL = target.dsn
+			}
 			cfg.Out = cmd.OutOrStdout()
 			cfg.Logger = newLogger()
 			return bench.Run(cmd.Context(), cfg)
 		},
 	}
-	dbFlag(cmd, &db)
+	dbFlag(cmd, &db, "")
 	f := cmd.Flags()
 	f.StringSliceVar(&cfg.Scenarios, "scenario", nil, "scenario to run, repeatable (default all)")
 	f.IntVar(&cfg.Tasks, "tasks", 50_000, "tasks per throughput run")

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,60 +19,8 @@ import (
 
 	"github.com/stint-dev/stint/apiv1"
 	"github.com/stint-dev/stint/client"
-	"github.com/stint-dev/stint/internal/pgtest"
+	"github.com/stint-dev/stint/internal/enginetest"
 )
-
-// startServer runs `stint serve` on a fresh database and a free port and
-// returns its URL once it answers; the server is stopped when the test ends.
-func startServer(t *testing.T) string {
-	t.Helper()
-	dsn := pgtest.Database(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	var logs bytes.Buffer
-	srv := exec.Command(binary, "serve", "--db", dsn, "--addr", addr, "--workers", "4", "--shutdown-grace", "1s")
-	srv.Env = append(os.Environ(), "STINT_DB=", "STINT_SERVER=", "STINT_TOKEN=")
-	srv.Stdout, srv.Stderr = &logs, &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
-	t.Cleanup(func() {
-		srv.Process.Signal(syscall.SIGTERM) //nolint:errcheck
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			srv.Process.Kill() //nolint:errcheck
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
-	server := "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		select {
-		case err := <-exited:
-			t.Fatalf("stint serve exited: %v\n%s", err, logs.String())
-		default:
-		}
-		if resp, err := http.Get(server + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return server
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stint serve did not answer at %s:\n%s", server, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // runClient runs a client command of the binary against server, bounded in
 // time, and returns its stdout, stderr and exit code.
@@ -135,7 +82,11 @@ func decodeJSON[T any](t *testing.T, what, out string) T {
 }
 
 func TestClientCommands(t *testing.T) {
-	server := startServer(t)
+	enginetest.Run(t, testClientCommands)
+}
+
+func testClientCommands(t *testing.T, eng enginetest.Engine) {
+	server := startServe(t, t.TempDir(), "--db", eng.URL(t)).url
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	api, err := client.New(server)

@@ -87,7 +87,11 @@ func TestBadDatabaseFlagsGiveOneLine(t *testing.T) {
 	}{
 		{[]string{"migrate"}, "--db is required"},
 		{[]string{"worker", "--db", "mysql://x"}, "not a database URL"},
-		{[]string{"worker", "--db", "sqlite:stint.db"}, "needs PostgreSQL"},
+		{[]string{"worker", "--db", "sqlite:stint.db"}, "stint worker needs PostgreSQL"},
+		{[]string{"api", "--db", "sqlite:stint.db"}, "stint api needs PostgreSQL"},
+		{[]string{"api"}, "--db is required"},
+		{[]string{"serve", "--db", "sqlite:"}, "no file"},
+		{[]string{"bench", "--db", "sqlite:x.db", "--scenario", "latency"}, "scenario latency needs PostgreSQL"},
 		{[]string{"bench", "--db", "postgres://postgres@127.0.0.1:5432/postgres", "--scenario", "nope"}, "unknown scenario"},
 		{[]string{"migrate", "--db", "postgres://postgres@127.0.0.1:1/none?connect_timeout=2"}, "postgres:"},
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -11,10 +12,10 @@ func newMigrateCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Create or upgrade the database schema",
-		Long:  "Apply the schema migrations embedded in this binary that the database lacks. Safe to run again and from several nodes at once.",
+		Long:  "Apply the schema migrations embedded in this binary that the database lacks. Safe to run again and, on PostgreSQL, from several nodes at once. An SQLite file is migrated whenever it is opened, so this only creates or upgrades it.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openPostgres(cmd.Context(), db)
+			st, _, err := openStore(cmd.Context(), "migrate", db, false)
 			if err != nil {
 				return err
 			}
@@ -22,7 +23,12 @@ func newMigrateCommand() *cobra.Command {
 			if err := st.Migrate(cmd.Context()); err != nil {
 				return err
 			}
-			v, err := st.SchemaVersion(cmd.Context())
+			vs, ok := st.(versioned)
+			if !ok {
+				fmt.Fprintln(cmd.OutOrStdout(), "schema up to date")
+				return nil
+			}
+			v, err := vs.SchemaVersion(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -30,6 +36,11 @@ func newMigrateCommand() *cobra.Command {
 			return nil
 		},
 	}
-	dbFlag(cmd, &db)
+	dbFlag(cmd, &db, "")
 	return cmd
+}
+
+// versioned is a store that reports its schema version; both engines are.
+type versioned interface {
+	SchemaVersion(ctx context.Context) (int, error)
 }

@@ -1,15 +1,10 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/stint-dev/stint/store/postgres"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -26,25 +21,6 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(newMigrateCommand(), newWorkerCommand(), newBenchCommand(), newServeCommand(), newAPICommand(), newTaskCommand(), newStatusCommand())
 	return root
-}
-
-// dbFlag adds --db, defaulting to $STINT_DB.
-func dbFlag(cmd *cobra.Command, target *string) {
-	cmd.Flags().StringVar(target, "db", os.Getenv("STINT_DB"), "database URL, postgres://... (env STINT_DB)")
-}
-
-// openPostgres opens the PostgreSQL store a --db value names.
-func openPostgres(ctx context.Context, dsn string) (*postgres.Store, error) {
-	switch {
-	case dsn == "":
-		return nil, fmt.Errorf("--db is required (or set STINT_DB), e.g. --db postgres://user@host/dbname")
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return postgres.Open(ctx, dsn)
-	case strings.HasPrefix(dsn, "sqlite:"):
-		return nil, fmt.Errorf("--db %s: this command needs PostgreSQL (postgres://...)", dsn)
-	default:
-		return nil, fmt.Errorf("--db %q: not a database URL; use postgres://user@host/dbname", dsn)
-	}
 }
 
 func newLogger() *slog.Logger {

@@ -16,6 +16,7 @@ import (
 	"github.com/stint-dev/stint"
 	"github.com/stint-dev/stint/api"
 	"github.com/stint-dev/stint/internal/metrics"
+	"github.com/stint-dev/stint/store/sqlite"
 )
 
 // defaultAddr is where stint serve and stint api listen by default.
@@ -30,8 +31,8 @@ type serverFlags struct {
 	shutdownWait time.Duration
 }
 
-func (f *serverFlags) register(cmd *cobra.Command, migrateByDefault bool) {
-	dbFlag(cmd, &f.db)
+func (f *serverFlags) register(cmd *cobra.Command, migrateByDefault bool, defaultDB string) {
+	dbFlag(cmd, &f.db, defaultDB)
 	fl := cmd.Flags()
 	fl.StringVar(&f.addr, "addr", defaultAddr, "address to listen on, host:port")
 	fl.BoolVar(&f.migrate, "migrate", migrateByDefault, "apply schema migrations at start")
@@ -49,13 +50,18 @@ func newServeCommand() *cobra.Command {
 		Short: "Run the API and workers in one process",
 		Long: `Run the HTTP API (/api/v1, /metrics, /healthz, /readyz) and a worker with
 --workers slots in one process. On SIGINT or SIGTERM it stops accepting
-requests, lets running tasks finish within --shutdown-grace, and exits.`,
+requests, lets running tasks finish within --shutdown-grace, and exits.
+
+With no --db (and no STINT_DB) it uses the SQLite file ./stint.db, created
+if absent: nothing to install. One process serves one SQLite file; tasks a
+killed process left running end dropped when it starts again. For several
+processes, use PostgreSQL (--db postgres://...) with stint api and stint worker.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runServer(cmd.Context(), flags, workers)
+			return runServer(cmd.Context(), "serve", flags, workers)
 		},
 	}
-	flags.register(cmd, true)
+	flags.register(cmd, true, defaultSQLite)
 	cmd.Flags().IntVar(&workers, "workers", runtime.NumCPU(), "tasks run at once by this process's worker")
 	return cmd
 }
@@ -70,22 +76,29 @@ Run as many as you like on one PostgreSQL database, with stint worker
 processes beside them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runServer(cmd.Context(), flags, 0)
+			return runServer(cmd.Context(), "api", flags, 0)
 		},
 	}
-	flags.register(cmd, false)
+	flags.register(cmd, false, "")
 	return cmd
 }
 
 // runServer serves the API, and runs a worker with the given slots if
 // workers > 0, until ctx ends.
-func runServer(ctx context.Context, f serverFlags, workers int) error {
+func runServer(ctx context.Context, command string, f serverFlags, workers int) error {
 	log := newLogger()
-	st, err := openPostgres(ctx, f.db)
+	st, target, err := openStore(ctx, command, f.db, command != "serve")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if lite, ok := st.(*sqlite.Store); ok {
+		log.Info("database", "engine", engineSQLite, "path", lite.Path())
+		if r := lite.Recovered(); r.Dropped+r.Canceled+r.Workers > 0 {
+			log.Warn("the previous process stopped while tasks ran; they were ended",
+				"dropped", r.Dropped, "canceled", r.Canceled, "workers_removed", r.Workers)
+		}
+	}
 	if f.migrate {
 		if err := st.Migrate(ctx); err != nil {
 			return err
@@ -94,7 +107,7 @@ func runServer(ctx context.Context, f serverFlags, workers int) error {
 	reg := stint.NewRegistry()
 	m := metrics.New(st, api.DefaultMissingAfter)
 	srv, err := api.New(api.Config{
-		Store: st, Registry: reg, Engine: "postgresql", Version: version,
+		Store: st, Registry: reg, Engine: target.engine, Version: version,
 		MaxBodyBytes: f.maxBody, Metrics: m, Logger: log,
 	})
 	if err != nil {

@@ -31,7 +31,7 @@ running tasks finish within --shutdown-grace, cancels the rest, and leaves.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			st, err := openPostgres(ctx, db)
+			st, _, err := openStore(ctx, "worker", db, true)
 			if err != nil {
 				return err
 			}
@@ -60,7 +60,7 @@ running tasks finish within --shutdown-grace, cancels the rest, and leaves.`,
 		},
 	}
 	cmd.AddCommand(newWorkerListCommand())
-	dbFlag(cmd, &db)
+	dbFlag(cmd, &db, "")
 	f := cmd.Flags()
 	f.BoolVar(&migrate, "migrate", false, "apply schema migrations at start")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics and /healthz at this host:port (default: not at all)")

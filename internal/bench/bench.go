@@ -1,6 +1,7 @@
 // Package bench runs the benchmark scenarios of `stint bench`. Each scenario
-// runs in a scratch database of its own, created on the given server and
-// dropped afterwards, and prints one line: "NAME: VALUE UNIT", details after.
+// runs in a scratch database of its own (on PostgreSQL, created on the given
+// server and dropped afterwards; on SQLite, a file in a temporary directory
+// removed afterwards) and prints one line: "NAME: VALUE UNIT", details after.
 package bench
 
 import (
@@ -10,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -21,15 +24,19 @@ import (
 	"github.com/stint-dev/stint/internal/pgtest"
 	"github.com/stint-dev/stint/store"
 	"github.com/stint-dev/stint/store/postgres"
+	"github.com/stint-dev/stint/store/sqlite"
 )
 
-// Scenarios lists the scenario names in the order they run.
-var Scenarios = []string{"throughput-noop", "throughput-resources", "depth", "latency"}
+// Scenarios lists the scenario names in the order they run. All but
+// "sqlite" run on PostgreSQL; "sqlite" is throughput-noop on the embedded
+// engine.
+var Scenarios = []string{"throughput-noop", "throughput-resources", "depth", "latency", "sqlite"}
 
 // Config configures a benchmark run.
 type Config struct {
-	ServerURL    string   // PostgreSQL server to create scratch databases on
-	Scenarios    []string // default: all
+	ServerURL    string   // PostgreSQL server to create scratch databases on; empty for SQLite only
+	SQLiteDir    string   // where the sqlite scenario's scratch file goes; default the system's temporary directory
+	Scenarios    []string // default: all that the given engines can run
 	Tasks        int      // tasks per throughput run; default 50,000
 	Concurrency  int      // worker slots; default 100
 	BatchSize    int      // tasks per dispatch call; default 1,000
@@ -43,6 +50,9 @@ type Config struct {
 func (c *Config) defaults() {
 	if len(c.Scenarios) == 0 {
 		c.Scenarios = Scenarios
+		if c.ServerURL == "" {
+			c.Scenarios = []string{"sqlite"}
+		}
 	}
 	if c.Tasks <= 0 {
 		c.Tasks = 50_000
@@ -71,6 +81,9 @@ func Run(ctx context.Context, cfg Config) error {
 		if !slices.Contains(Scenarios, name) {
 			return fmt.Errorf("unknown scenario %q (known: %v)", name, Scenarios)
 		}
+		if name != "sqlite" && cfg.ServerURL == "" {
+			return fmt.Errorf("scenario %s needs PostgreSQL: give --db postgres://URL", name)
+		}
 	}
 	for _, name := range cfg.Scenarios {
 		var line string
@@ -78,16 +91,16 @@ func Run(ctx context.Context, cfg Config) error {
 		switch name {
 		case "throughput-noop":
 			var r throughput
-			r, err = runThroughput(ctx, cfg, false, 0)
+			r, err = runThroughput(ctx, cfg, scratchPostgres, false, 0)
 			line = fmt.Sprintf("throughput-noop: %.0f tasks/s (%d tasks, dispatch %.0f tasks/s, %d slots)", r.rate, cfg.Tasks, r.dispatchRate, cfg.Concurrency)
 		case "throughput-resources":
 			var r throughput
-			r, err = runThroughput(ctx, cfg, true, 0)
+			r, err = runThroughput(ctx, cfg, scratchPostgres, true, 0)
 			line = fmt.Sprintf("throughput-resources: %.0f tasks/s (%d tasks, 1 exclusive + 2 shared of %d resources each, dispatch %.0f tasks/s)", r.rate, cfg.Tasks, resourceCount, r.dispatchRate)
 		case "depth":
 			var shallow, deep throughput
-			if shallow, err = runThroughput(ctx, cfg, true, 1000); err == nil {
-				deep, err = runThroughput(ctx, cfg, true, cfg.DepthWaiting)
+			if shallow, err = runThroughput(ctx, cfg, scratchPostgres, true, 1000); err == nil {
+				deep, err = runThroughput(ctx, cfg, scratchPostgres, true, cfg.DepthWaiting)
 			}
 			line = fmt.Sprintf("depth: ratio %.2f (throughput-resources with 1000 tasks waiting: %.0f tasks/s; with %d waiting: %.0f tasks/s)",
 				deep.rate/shallow.rate, shallow.rate, cfg.DepthWaiting, deep.rate)
@@ -95,6 +108,10 @@ func Run(ctx context.Context, cfg Config) error {
 			var p50, p99 time.Duration
 			p50, p99, err = runLatency(ctx, cfg)
 			line = fmt.Sprintf("latency: p50 %.1f ms p99 %.1f ms (dispatch to running on an idle worker, %d samples)", ms(p50), ms(p99), cfg.Samples)
+		case "sqlite":
+			var r throughput
+			r, err = runThroughput(ctx, cfg, scratchSQLite, false, 0)
+			line = fmt.Sprintf("sqlite: %.0f tasks/s (throughput-noop on the embedded engine: %d tasks, dispatch %.0f tasks/s, %d slots)", r.rate, cfg.Tasks, r.dispatchRate, cfg.Concurrency)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -109,6 +126,42 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // resourceCount is the number of distinct resources throughput-resources
 // draws from.
 const resourceCount = 1000
+
+// scratchFunc creates a scratch database and returns its store and a
+// function that closes and removes it.
+type scratchFunc func(ctx context.Context, cfg Config) (store.Store, func(), error)
+
+// scratchSQLite opens a scratch SQLite file in a new temporary directory.
+func scratchSQLite(ctx context.Context, cfg Config) (store.Store, func(), error) {
+	dir, err := os.MkdirTemp(cfg.SQLiteDir, "stint-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "bench.db"))
+	if err != nil {
+		os.RemoveAll(dir) //nolint:errcheck
+		return nil, nil, err
+	}
+	return st, func() {
+		st.Close()
+		if cfg.Keep {
+			cfg.Logger.Info("kept scratch database", "path", filepath.Join(dir, "bench.db"))
+			return
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			cfg.Logger.Warn("removing scratch database failed", "error", err)
+		}
+	}, nil
+}
+
+// scratchPostgres creates and migrates a scratch PostgreSQL database.
+func scratchPostgres(ctx context.Context, cfg Config) (store.Store, func(), error) {
+	st, done, err := scratch(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, done, nil
+}
 
 // scratch creates and migrates a scratch database and returns its store.
 func scratch(ctx context.Context, cfg Config) (*postgres.Store, func(), error) {
@@ -147,14 +200,18 @@ type throughput struct {
 // worker runs them, and measures from the first dispatch to the last
 // completion. With waiting > 0, that many tasks first wait on resources no
 // benchmark task uses, behind blockers no worker claims.
-func runThroughput(ctx context.Context, cfg Config, withResources bool, waiting int) (throughput, error) {
-	st, done, err := scratch(ctx, cfg)
+func runThroughput(ctx context.Context, cfg Config, open scratchFunc, withResources bool, waiting int) (throughput, error) {
+	st, done, err := open(ctx, cfg)
 	if err != nil {
 		return throughput{}, err
 	}
 	defer done()
 	if waiting > 0 {
-		if err := preloadWaiting(ctx, st, waiting); err != nil {
+		pg, ok := st.(*postgres.Store)
+		if !ok {
+			return throughput{}, fmt.Errorf("the depth scenario runs on PostgreSQL only")
+		}
+		if err := preloadWaiting(ctx, pg, waiting); err != nil {
 			return throughput{}, fmt.Errorf("preloading %d waiting tasks: %w", waiting, err)
 		}
 	}

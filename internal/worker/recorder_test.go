@@ -7,9 +7,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/stint-dev/stint/internal/pgtest"
+	"github.com/stint-dev/stint/internal/enginetest"
 	"github.com/stint-dev/stint/store"
-	"github.com/stint-dev/stint/store/postgres"
 )
 
 // slowSaves is a real store whose SaveOutputs takes a while, so that a
@@ -27,32 +26,29 @@ func (s slowSaves) SaveOutputs(ctx context.Context, id uuid.UUID, attempt int, o
 // while a coalesced write of the same outputs is still in flight: the run's
 // outcome is written right after it, and a write after that is refused.
 func TestFlushWaitsForWriteInFlight(t *testing.T) {
+	enginetest.Run(t, testFlushWaitsForWriteInFlight)
+}
+
+func testFlushWaitsForWriteInFlight(t *testing.T, eng enginetest.Engine) {
 	ctx := context.Background()
-	pg, err := postgres.Open(ctx, pgtest.Database(t))
-	if err != nil {
+	st := eng.Open(t)
+	if _, err := st.Dispatch(ctx, []store.NewTask{{ID: uuid.Must(uuid.NewV7()), Name: "test.task"}}); err != nil {
 		t.Fatal(err)
 	}
-	defer pg.Close()
-	if err := pg.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pg.Dispatch(ctx, []store.NewTask{{ID: uuid.Must(uuid.NewV7()), Name: "test.task"}}); err != nil {
-		t.Fatal(err)
-	}
-	claimed, err := pg.Claim(ctx, store.ClaimParams{Worker: "w", Names: []string{"test.task"}, Limit: 1})
+	claimed, err := st.Claim(ctx, store.ClaimParams{Worker: "w", Names: []string{"test.task"}, Limit: 1})
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim: %v %v", claimed, err)
 	}
 	task := claimed[0]
 
-	rec := newRecorder(slowSaves{pg}, task, nil)
+	rec := newRecorder(slowSaves{st}, task, nil)
 	rec.Progress(store.ProgressReport{Code: "p", Done: 1})
 	time.Sleep(20 * time.Millisecond) // the coalesced write has started
 	rec.stop()
 	if err := rec.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got, err := pg.Task(ctx, task.ID)
+	got, err := st.Task(ctx, task.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

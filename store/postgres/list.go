@@ -52,6 +52,9 @@ func (c *conditions) where() string {
 // taskConditions translates the filters of f.
 func taskConditions(f store.TaskFilter) *conditions {
 	c := &conditions{}
+	if len(f.IDs) > 0 {
+		c.add("id = ANY ($?)", f.IDs)
+	}
 	if len(f.States) > 0 {
 		states := make([]string, len(f.States))
 		for i, s := range f.States {

@@ -625,3 +625,25 @@ func testChangesSlowReader(t *testing.T, open Opener) {
 		}
 	}
 }
+
+// testListByIDs selects tasks by id: unknown ids select nothing, and the
+// order is the filter's ordering, not the order of the ids.
+func testListByIDs(t *testing.T, open Opener) {
+	st, ctx := openStore(t, open)
+	var batch []store.NewTask
+	for range 5 {
+		batch = append(batch, newTask("test.ids", nil, nil))
+	}
+	if _, err := st.Dispatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	unknown := uuid.Must(uuid.NewV7())
+	tasks, count, err := st.ListTasks(ctx, store.TaskFilter{IDs: []uuid.UUID{batch[3].ID, batch[1].ID, unknown}})
+	if err != nil || count != 2 || len(tasks) != 2 || tasks[0].ID != batch[1].ID || tasks[1].ID != batch[3].ID {
+		t.Fatalf("ListTasks by ids: %d tasks, count %d, %v", len(tasks), count, err)
+	}
+	tasks, count, err = st.ListTasks(ctx, store.TaskFilter{IDs: []uuid.UUID{unknown}})
+	if err != nil || count != 0 || len(tasks) != 0 {
+		t.Fatalf("ListTasks by an unknown id: %d tasks, count %d, %v", len(tasks), count, err)
+	}
+}

@@ -38,6 +38,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("ConcurrentReleasesUnblockOnce", func(t *testing.T) { testConcurrentReleases(t, open) })
 	t.Run("ListTasks", func(t *testing.T) { testListTasks(t, open) })
 	t.Run("ListTasksTiesInDispatchOrder", func(t *testing.T) { testListTies(t, open) })
+	t.Run("ListTasksByIDs", func(t *testing.T) { testListByIDs(t, open) })
 	t.Run("WorkerCurrentTasks", func(t *testing.T) { testWorkerCurrentTasks(t, open) })
 	t.Run("Changes", func(t *testing.T) { testChanges(t, open) })
 	t.Run("ChangesWithASlowReader", func(t *testing.T) { testChangesSlowReader(t, open) })

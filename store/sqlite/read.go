@@ -1,0 +1,462 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stint-dev/stint/store"
+)
+
+// The reads run on the read pool, each in a transaction of its own when it
+// takes several statements, so that what they return is one snapshot: the
+// last commit when they started.
+
+// readTx runs fn in a read transaction.
+func (s *Store) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	return fn(tx)
+}
+
+// Task implements store.Store.
+func (s *Store) Task(ctx context.Context, id uuid.UUID) (*store.Task, error) {
+	st, err := s.readStmt(ctx, `SELECT `+taskColumns+` FROM stint_tasks WHERE id = ?`)
+	if err != nil {
+		return nil, err
+	}
+	t, err := scanTask(st.QueryRowContext(ctx, id.String()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	return t, err
+}
+
+// CountByState implements store.Store.
+func (s *Store) CountByState(ctx context.Context) (map[store.State]int, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT state, count(*) FROM stint_tasks GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	counts := map[store.State]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		counts[store.State(st)] = n
+	}
+	return counts, rows.Err()
+}
+
+// orderBy maps each ordering to its ORDER BY clause. Ties are broken by
+// dispatch order (seq), in the ordering's direction; tasks that have not
+// started or finished sort last in both directions.
+var orderBy = map[store.Ordering]string{
+	"":                      "created_at, seq",
+	store.OrderCreated:      "created_at, seq",
+	store.OrderCreatedDesc:  "created_at DESC, seq DESC",
+	store.OrderStarted:      "started_at ASC NULLS LAST, seq",
+	store.OrderStartedDesc:  "started_at DESC NULLS LAST, seq DESC",
+	store.OrderFinished:     "finished_at ASC NULLS LAST, seq",
+	store.OrderFinishedDesc: "finished_at DESC NULLS LAST, seq DESC",
+}
+
+// conditions accumulates the WHERE clause of a task list and its arguments.
+// Values only ever travel as arguments.
+type conditions struct {
+	terms []string
+	args  []any
+}
+
+// add appends a condition; its "?"s stand for args, in order.
+func (c *conditions) add(cond string, args ...any) {
+	c.terms = append(c.terms, cond)
+	c.args = append(c.args, args...)
+}
+
+func (c *conditions) where() string {
+	if len(c.terms) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(c.terms, " AND ")
+}
+
+// taskConditions translates the filters of f.
+func taskConditions(f store.TaskFilter) (*conditions, error) {
+	c := &conditions{}
+	if len(f.IDs) > 0 {
+		ids := make([]string, len(f.IDs))
+		for i, id := range f.IDs {
+			ids[i] = id.String()
+		}
+		list, err := json.Marshal(ids)
+		if err != nil {
+			return nil, err
+		}
+		c.add("id IN (SELECT value FROM json_each(?))", string(list))
+	}
+	if len(f.States) > 0 {
+		states := make([]string, len(f.States))
+		for i, s := range f.States {
+			states[i] = string(s)
+		}
+		list, err := json.Marshal(states)
+		if err != nil {
+			return nil, err
+		}
+		c.add("state IN (SELECT value FROM json_each(?))", string(list))
+	}
+	if f.Name != "" {
+		c.add("name = ?", f.Name)
+	}
+	if f.NameContains != "" {
+		// instr, not LIKE: % and _ are literal, and the match is
+		// case-sensitive.
+		c.add("instr(name, ?) > 0", f.NameContains)
+	}
+	if f.Worker != "" {
+		c.add("worker = ?", f.Worker)
+	}
+	if f.Owner != "" {
+		c.add("owner = ?", f.Owner)
+	}
+	// The redundant IS NOT NULL lets SQLite use the partial indexes.
+	if f.ParentTask != nil {
+		c.add("parent_task = ? AND parent_task IS NOT NULL", f.ParentTask.String())
+	}
+	if f.TaskGroup != nil {
+		c.add("task_group = ? AND task_group IS NOT NULL", f.TaskGroup.String())
+	}
+	member := func(column string) string {
+		return "EXISTS (SELECT 1 FROM json_each(" + column + ") WHERE value = ?)"
+	}
+	if f.ExclusiveResource != "" {
+		c.add(member("exclusive_resources"), f.ExclusiveResource)
+	}
+	if f.SharedResource != "" {
+		c.add(member("shared_resources"), f.SharedResource)
+	}
+	if f.ReservedResource != "" {
+		c.add("("+member("exclusive_resources")+" OR "+member("shared_resources")+")", f.ReservedResource, f.ReservedResource)
+	}
+	if f.CreatedResource != "" {
+		c.add(member("created_resources"), f.CreatedResource)
+	}
+	for _, r := range []struct {
+		cond string
+		t    *time.Time
+	}{
+		{"created_at >= ?", f.CreatedGTE},
+		{"created_at <= ?", f.CreatedLTE},
+		{"started_at >= ?", f.StartedGTE},
+		{"started_at <= ?", f.StartedLTE},
+		{"finished_at >= ?", f.FinishedGTE},
+		{"finished_at <= ?", f.FinishedLTE},
+	} {
+		if r.t != nil {
+			c.add(r.cond, microsOf(*r.t, strings.HasSuffix(r.cond, "<= ?")))
+		}
+	}
+	return c, nil
+}
+
+// ListTasks implements store.Store. The page and the total are read in one
+// snapshot. The total comes from a separate count(*) run only when the page
+// does not tell it (a page shorter than the limit ends the set).
+func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]*store.Task, int, error) {
+	order, ok := orderBy[f.Ordering]
+	if !ok {
+		return nil, 0, fmt.Errorf("sqlite: unknown ordering %q", f.Ordering)
+	}
+	if f.Limit < 0 || f.Offset < 0 {
+		return nil, 0, fmt.Errorf("sqlite: negative limit or offset (%d, %d)", f.Limit, f.Offset)
+	}
+	c, err := taskConditions(f)
+	if err != nil {
+		return nil, 0, err
+	}
+	where := c.where()
+	query := `SELECT ` + taskColumns + ` FROM stint_tasks` + where + ` ORDER BY ` + order
+	args := c.args
+	if f.Limit > 0 || f.Offset > 0 {
+		limit := -1
+		if f.Limit > 0 {
+			limit = f.Limit
+		}
+		query += ` LIMIT ? OFFSET ?`
+		args = append(args[:len(args):len(args)], limit, f.Offset)
+	}
+	var (
+		tasks []*store.Task
+		total int
+	)
+	err = s.readTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			t, err := scanTask(rows)
+			if err != nil {
+				return err
+			}
+			tasks = append(tasks, t)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		if (f.Limit == 0 || len(tasks) < f.Limit) && (len(tasks) > 0 || f.Offset == 0) {
+			total = f.Offset + len(tasks)
+			return nil
+		}
+		return tx.QueryRowContext(ctx, `SELECT count(*) FROM stint_tasks`+where, c.args...).Scan(&total)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return tasks, total, nil
+}
+
+// ChildTasks implements store.Store.
+func (s *Store) ChildTasks(ctx context.Context, parents []uuid.UUID) (map[uuid.UUID][]uuid.UUID, error) {
+	children := map[uuid.UUID][]uuid.UUID{}
+	if len(parents) == 0 {
+		return children, nil
+	}
+	ids := make([]string, len(parents))
+	for i, id := range parents {
+		ids[i] = id.String()
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT parent_task, id FROM stint_tasks
+		WHERE parent_task IN (SELECT value FROM json_each(?)) AND parent_task IS NOT NULL ORDER BY seq`, string(list))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p, c string
+		if err := rows.Scan(&p, &c); err != nil {
+			return nil, err
+		}
+		parent, err := uuid.Parse(p)
+		if err != nil {
+			return nil, err
+		}
+		child, err := uuid.Parse(c)
+		if err != nil {
+			return nil, err
+		}
+		children[parent] = append(children[parent], child)
+	}
+	return children, rows.Err()
+}
+
+// blockersPerResource bounds the blockers BlockedBy lists for one resource.
+const blockersPerResource = 10
+
+// BlockedBy implements store.Store.
+func (s *Store) BlockedBy(ctx context.Context, id uuid.UUID) ([]store.Blocker, error) {
+	var out []store.Blocker
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		type entry struct {
+			resource  string
+			seq       int64
+			exclusive bool
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT q.resource, q.seq, q.exclusive
+			FROM stint_tasks t JOIN stint_task_resources q ON q.seq = t.seq
+			WHERE t.id = ? AND NOT q.ready ORDER BY q.resource`, id.String())
+		if err != nil {
+			return err
+		}
+		var waiting []entry
+		for rows.Next() {
+			var e entry
+			if err := rows.Scan(&e.resource, &e.seq, &e.exclusive); err != nil {
+				rows.Close()
+				return err
+			}
+			waiting = append(waiting, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, e := range waiting {
+			// An exclusive entry waits for every earlier entry, a shared one
+			// for the earlier exclusive ones.
+			q := `SELECT t.id FROM stint_task_resources b INDEXED BY stint_task_resources_exclusive
+				JOIN stint_tasks t ON t.seq = b.seq
+				WHERE b.resource = ? AND b.seq < ? AND b.exclusive ORDER BY b.seq LIMIT ?`
+			if e.exclusive {
+				q = `SELECT t.id FROM stint_task_resources b JOIN stint_tasks t ON t.seq = b.seq
+				WHERE b.resource = ? AND b.seq < ? ORDER BY b.seq LIMIT ?`
+			}
+			ids, err := queryIDs(ctx, tx, q, e.resource, e.seq, blockersPerResource)
+			if err != nil {
+				return err
+			}
+			for _, b := range ids {
+				out = append(out, store.Blocker{Task: b, Resource: e.resource})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func queryIDs(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]uuid.UUID, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []uuid.UUID
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		id, err := uuid.Parse(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+const workerColumns = `name, hostname, pid, versions, concurrency, started_at, last_heartbeat, missing`
+
+func scanWorker(row scanner) (store.WorkerInfo, error) {
+	var (
+		w                  store.WorkerInfo
+		versions           string
+		started, heartbeat int64
+	)
+	if err := row.Scan(&w.Name, &w.Hostname, &w.PID, &versions, &w.Concurrency, &started, &heartbeat, &w.Missing); err != nil {
+		return w, err
+	}
+	w.StartedAt, w.LastHeartbeat = timeOf(started), timeOf(heartbeat)
+	if err := unmarshalColumn(versions, &w.Versions); err != nil {
+		return w, fmt.Errorf("worker %s: versions: %w", w.Name, err)
+	}
+	w.CurrentTasks = []uuid.UUID{}
+	return w, nil
+}
+
+// currentTasks fills the current tasks of workers: those running or
+// canceling on them, in dispatch order, read through the partial index of
+// active tasks. With one worker, only its tasks are read.
+func currentTasks(ctx context.Context, tx *sql.Tx, workers []store.WorkerInfo) error {
+	if len(workers) == 0 {
+		return nil
+	}
+	q := `SELECT worker, id FROM stint_tasks WHERE state IN ('running', 'canceling') ORDER BY seq`
+	var args []any
+	if len(workers) == 1 {
+		q = `SELECT worker, id FROM stint_tasks WHERE worker = ? AND state IN ('running', 'canceling') ORDER BY seq`
+		args = append(args, workers[0].Name)
+	}
+	index := make(map[string]int, len(workers))
+	for i, w := range workers {
+		index[w.Name] = i
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var worker sql.NullString
+		var id string
+		if err := rows.Scan(&worker, &id); err != nil {
+			return err
+		}
+		i, ok := index[worker.String]
+		if !ok || !worker.Valid {
+			continue
+		}
+		u, err := uuid.Parse(id)
+		if err != nil {
+			return err
+		}
+		workers[i].CurrentTasks = append(workers[i].CurrentTasks, u)
+	}
+	return rows.Err()
+}
+
+// Workers implements store.Store.
+func (s *Store) Workers(ctx context.Context) ([]store.WorkerInfo, error) {
+	var out []store.WorkerInfo
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+workerColumns+` FROM stint_workers ORDER BY name`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			w, err := scanWorker(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			out = append(out, w)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return currentTasks(ctx, tx, out)
+	})
+	return out, err
+}
+
+// Worker implements store.Store.
+func (s *Store) Worker(ctx context.Context, name string) (*store.WorkerInfo, error) {
+	var out *store.WorkerInfo
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		w, err := scanWorker(tx.QueryRowContext(ctx, `SELECT `+workerColumns+` FROM stint_workers WHERE name = ?`, name))
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		list := []store.WorkerInfo{w}
+		if err := currentTasks(ctx, tx, list); err != nil {
+			return err
+		}
+		out = &list[0]
+		return nil
+	})
+	return out, err
+}
+
+// microsOf is t in the microseconds the columns hold. A bound with more
+// precision is rounded inwards, as comparing the exact values would: a
+// lower bound up, an upper bound down.
+func microsOf(t time.Time, upper bool) int64 {
+	us := t.UnixMicro()
+	if !upper && t.Sub(time.UnixMicro(us)) > 0 {
+		us++
+	}
+	return us
+}

@@ -1,0 +1,733 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/google/uuid"
+
+	"github.com/stint-dev/stint/store"
+)
+
+// The scheduler's statements. One process writes, one transaction at a
+// time, so none of them locks anything: the order of the queues is the
+// order of the transactions, which is commit order. Every one is an index
+// walk from a handful of keys; where SQLite's planner, which has no
+// statistics, might walk a whole queue instead, INDEXED BY names the
+// partial index meant (plan_test.go checks every plan).
+const (
+	// sqlEnqueue appends a task's entry to a resource's queue. This is
+	// the rule at dispatch: an exclusive entry is ready in an empty queue,
+	// a shared one in a queue without exclusive entries.
+	sqlEnqueue = `INSERT INTO stint_task_resources (resource, seq, exclusive, ready)
+		VALUES (?1, ?2, ?3, CASE WHEN ?3
+			THEN NOT EXISTS (SELECT 1 FROM stint_task_resources WHERE resource = ?1)
+			ELSE NOT EXISTS (SELECT 1 FROM stint_task_resources INDEXED BY stint_task_resources_exclusive
+				WHERE resource = ?1 AND exclusive) END)
+		RETURNING ready`
+
+	sqlInsertTask = `INSERT INTO stint_tasks (seq, id, name, state, args, owner, created_at, updated_at,
+			unblocked_at, exclusive_resources, shared_resources, versions, blocked_count, parent_task, task_group)
+		VALUES (?, ?, ?, 'waiting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+	// sqlPromote is the per-resource rule after a queue lost entries: the
+	// head of the queue is ready; when it is shared, so is every entry
+	// before the first exclusive one. It marks ready the entries that were
+	// not and returns their tasks. It reads the head, the first exclusive
+	// entry and the entries it promotes, through the partial indexes.
+	sqlPromote = `UPDATE stint_task_resources INDEXED BY stint_task_resources_waiting SET ready = 1
+		WHERE resource = ?1 AND NOT ready AND seq < (
+			SELECT CASE WHEN h.exclusive THEN h.seq + 1
+				ELSE coalesce((SELECT x.seq FROM stint_task_resources x INDEXED BY stint_task_resources_exclusive
+					WHERE x.resource = ?1 AND x.exclusive ORDER BY x.seq LIMIT 1), 9223372036854775807) END
+			FROM (SELECT q.seq, q.exclusive FROM stint_task_resources q
+				WHERE q.resource = ?1 ORDER BY q.seq LIMIT 1) h)
+		RETURNING seq`
+
+	// sqlUnblock counts promoted entries off a task; the one that brings
+	// its count to zero unblocks it.
+	sqlUnblock = `UPDATE stint_tasks SET blocked_count = blocked_count - ?1,
+			unblocked_at = CASE WHEN blocked_count - ?1 <= 0 THEN coalesce(unblocked_at, ?2) END,
+			updated_at = ?2
+		WHERE seq = ?3
+		RETURNING blocked_count`
+
+	// sqlDequeue removes a task's entries and returns their resources, each
+	// with whether its removal may make later entries ready: only when the
+	// entry was exclusive or the head of its queue. (Removing a shared
+	// entry behind the head changes neither the head nor the exclusive
+	// entries before any other, so no entry's readiness.)
+	sqlDequeue = `DELETE FROM stint_task_resources WHERE seq = ?1
+		RETURNING resource, exclusive OR NOT EXISTS (SELECT 1 FROM stint_task_resources e
+			WHERE e.resource = stint_task_resources.resource AND e.seq < ?1)`
+
+	// sqlClaim moves runnable tasks to running, oldest first, with a new
+	// fencing token each. As a second line of defence it does not trust
+	// the ready flags alone: it checks from the queues themselves that no
+	// earlier conflicting entry precedes any of the task's entries.
+	sqlClaim = `UPDATE stint_tasks
+		SET state = 'running', worker = ?1, attempt = attempt + 1, started_at = ?2, updated_at = ?2
+		WHERE seq IN (
+			SELECT c.seq FROM stint_tasks c
+			WHERE c.state = 'waiting' AND c.unblocked_at IS NOT NULL
+			  AND c.name IN (SELECT value FROM json_each(?3))
+			  AND NOT EXISTS (
+				SELECT 1 FROM stint_task_resources mine
+				WHERE mine.seq = c.seq AND (
+					(mine.exclusive AND EXISTS (SELECT 1 FROM stint_task_resources e
+						WHERE e.resource = mine.resource AND e.seq < mine.seq))
+					OR EXISTS (SELECT 1 FROM stint_task_resources e INDEXED BY stint_task_resources_exclusive
+						WHERE e.resource = mine.resource AND e.seq < mine.seq AND e.exclusive)))
+			ORDER BY c.seq
+			LIMIT ?4)
+		RETURNING ` + taskColumns
+
+	// sqlFinish records a batch of outcomes, fenced by attempt: ?1 is a
+	// JSON array of [id, attempt, state, result, error], the result and
+	// the error as JSON texts or null. A task that was canceling ends
+	// canceled whatever its function returned.
+	sqlFinish = `UPDATE stint_tasks AS t
+		SET state = CASE WHEN t.state = 'canceling' AND o.state <> 'dropped' THEN 'canceled' ELSE o.state END,
+			result = o.result, error = o.error, finished_at = ?2, updated_at = ?2
+		FROM (SELECT value ->> 0 AS id, value ->> 1 AS attempt, value ->> 2 AS state,
+				value ->> 3 AS result, value ->> 4 AS error
+			FROM json_each(?1)) AS o
+		WHERE t.id = o.id AND t.attempt = o.attempt AND t.state IN ('running', 'canceling')
+		RETURNING id, seq, state, exclusive_resources <> '[]' OR shared_resources <> '[]'`
+
+	sqlLookup        = `SELECT seq, state FROM stint_tasks WHERE id = ?`
+	sqlTaskBySeq     = `SELECT ` + taskColumns + ` FROM stint_tasks WHERE seq = ?`
+	sqlCancelWaiting = `UPDATE stint_tasks SET state = 'canceled', finished_at = ?1, updated_at = ?1
+		WHERE seq = ?2 AND state = 'waiting'`
+	sqlCancelRunning = `UPDATE stint_tasks SET state = 'canceling', updated_at = ?1
+		WHERE seq = ?2 AND state = 'running'`
+
+	sqlSaveOutputs = `UPDATE stint_tasks
+		SET non_fatal_errors = ?1, progress_reports = ?2, created_resources = ?3, updated_at = ?4
+		WHERE id = ?5 AND attempt = ?6 AND state IN ('running', 'canceling')
+		RETURNING state`
+
+	sqlRegisterWorker = `INSERT INTO stint_workers (name, hostname, pid, versions, concurrency, started_at, last_heartbeat, missing)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 0)
+		ON CONFLICT (name) DO UPDATE SET hostname = excluded.hostname, pid = excluded.pid,
+			versions = excluded.versions, concurrency = excluded.concurrency,
+			started_at = excluded.started_at, last_heartbeat = excluded.last_heartbeat, missing = 0`
+	sqlHeartbeat    = `UPDATE stint_workers SET last_heartbeat = ?1, missing = 0 WHERE name = ?2`
+	sqlTaskStates   = `SELECT id, state FROM stint_tasks WHERE id IN (SELECT value FROM json_each(?1))`
+	sqlRemoveWorker = `DELETE FROM stint_workers WHERE name = ?`
+)
+
+// writeStatements are prepared once, at Open, on the write connection.
+var writeStatements = []string{
+	sqlEnqueue, sqlInsertTask, sqlPromote, sqlUnblock, sqlDequeue, sqlClaim, sqlFinish,
+	sqlLookup, sqlTaskBySeq, sqlCancelWaiting, sqlCancelRunning, sqlSaveOutputs,
+	sqlRegisterWorker, sqlHeartbeat, sqlTaskStates, sqlRemoveWorker,
+}
+
+// Dispatch implements store.Store. The tasks are inserted in order, in one
+// transaction, each queued behind every earlier incomplete task on its
+// resources.
+func (s *Store) Dispatch(ctx context.Context, tasks []store.NewTask) ([]*store.Task, error) {
+	if len(tasks) == 0 {
+		return nil, nil
+	}
+	rows := make([]prepared, len(tasks))
+	for i, nt := range tasks {
+		p, err := prepareNew(nt)
+		if err != nil {
+			return nil, err
+		}
+		rows[i] = p
+	}
+	out := make([]*store.Task, len(rows))
+	err := s.write(ctx, func(w *wtx) error {
+		for i, p := range rows {
+			seq := w.s.nextSeq
+			w.s.nextSeq++
+			blocked := 0
+			for _, list := range []struct {
+				res       []string
+				exclusive int
+			}{{p.exclusive, 1}, {p.shared, 0}} {
+				for _, r := range list.res {
+					var ready bool
+					if err := w.queryRow(sqlEnqueue, r, seq, list.exclusive).Scan(&ready); err != nil {
+						return fmt.Errorf("task %s: queue on %q: %w", p.id, r, err)
+					}
+					if !ready {
+						blocked++
+					}
+				}
+			}
+			var unblocked sql.NullInt64
+			if blocked == 0 {
+				unblocked = sql.NullInt64{Int64: w.now, Valid: true}
+				w.wake = true
+			}
+			if _, err := w.exec(sqlInsertTask, seq, p.id, p.nt.Name, p.args, p.nt.Owner, w.now, w.now,
+				unblocked, p.exclJSON, p.sharedJSON, p.versions, blocked,
+				uuidArg(p.nt.ParentTask), uuidArg(p.nt.TaskGroup)); err != nil {
+				return fmt.Errorf("task %s: %w", p.id, err)
+			}
+			versions := map[string]string{}
+			for k, v := range p.nt.Versions {
+				versions[k] = v
+			}
+			out[i] = &store.Task{
+				ID: p.nt.ID, Seq: seq, Name: p.nt.Name, State: store.StateWaiting,
+				Args: json.RawMessage(p.args), Owner: p.nt.Owner,
+				CreatedAt: timeOf(w.now), UpdatedAt: timeOf(w.now), UnblockedAt: nullTime(unblocked),
+				ExclusiveResources: p.exclusive, SharedResources: p.shared, Versions: versions,
+				ParentTask: cloneUUID(p.nt.ParentTask), TaskGroup: cloneUUID(p.nt.TaskGroup),
+				Outputs: store.Outputs{NonFatalErrors: []store.TaskError{}, ProgressReports: []store.ProgressReport{},
+					CreatedResources: []string{}},
+			}
+			w.change(p.nt.ID, store.StateWaiting)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func cloneUUID(id *uuid.UUID) *uuid.UUID {
+	if id == nil {
+		return nil
+	}
+	c := *id
+	return &c
+}
+
+// promote applies the per-resource rule to the queues of resources, after
+// they lost entries, and unblocks the tasks whose entries are now all
+// ready. It returns how many entries it promoted.
+func (w *wtx) promote(resources []string) (int, error) {
+	if len(resources) == 0 {
+		return 0, nil
+	}
+	counts := map[int64]int{}
+	var order []int64
+	for _, r := range resources {
+		rows, err := w.query(sqlPromote, r)
+		if err != nil {
+			return 0, err
+		}
+		for rows.Next() {
+			var seq int64
+			if err := rows.Scan(&seq); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			if counts[seq] == 0 {
+				order = append(order, seq)
+			}
+			counts[seq]++
+		}
+		if err := rows.Close(); err != nil {
+			return 0, err
+		}
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+	}
+	promoted := 0
+	for _, seq := range order {
+		promoted += counts[seq]
+		var left int
+		err := w.queryRow(sqlUnblock, counts[seq], w.now, seq).Scan(&left)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // an entry without its task: the sweep removes it
+		}
+		if err != nil {
+			return 0, err
+		}
+		if left <= 0 {
+			w.wake = true
+		}
+	}
+	return promoted, nil
+}
+
+// release removes the queue entries of tasks that reached a final state and
+// promotes what waited behind them.
+func (w *wtx) release(seqs []int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	touched := map[string]bool{}
+	for _, seq := range seqs {
+		rows, err := w.query(sqlDequeue, seq)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var r string
+			var mayPromote bool
+			if err := rows.Scan(&r, &mayPromote); err != nil {
+				rows.Close()
+				return err
+			}
+			if mayPromote {
+				touched[r] = true
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	resources := make([]string, 0, len(touched))
+	for r := range touched {
+		resources = append(resources, r)
+	}
+	sort.Strings(resources)
+	_, err := w.promote(resources)
+	return err
+}
+
+// Claim implements store.Store.
+func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Task, error) {
+	if p.Limit <= 0 || len(p.Names) == 0 {
+		return nil, nil
+	}
+	if err := checkText("worker", p.Worker); err != nil {
+		return nil, err
+	}
+	names, err := json.Marshal(p.Names)
+	if err != nil {
+		return nil, err
+	}
+	var tasks []*store.Task
+	err = s.write(ctx, func(w *wtx) error {
+		tasks = tasks[:0]
+		rows, err := w.query(sqlClaim, p.Worker, w.now, string(names), p.Limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			t, err := scanTask(rows)
+			if err != nil {
+				return err
+			}
+			tasks = append(tasks, t)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		slices.SortFunc(tasks, func(a, b *store.Task) int { return cmp.Compare(a.Seq, b.Seq) })
+		for _, t := range tasks {
+			w.change(t.ID, store.StateRunning)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tasks, nil
+}
+
+// Finish implements store.Store. The outcomes are recorded in one
+// statement, and the ids finished are returned in id order.
+func (s *Store) Finish(ctx context.Context, outcomes []store.Outcome) ([]uuid.UUID, error) {
+	if len(outcomes) == 0 {
+		return nil, nil
+	}
+	// One outcome per task, the first one given: a second outcome of the
+	// same run would find the task no longer running anyway.
+	seen := make(map[uuid.UUID]bool, len(outcomes))
+	batch := make([][5]any, 0, len(outcomes))
+	for _, o := range outcomes {
+		if !o.State.Final() {
+			return nil, fmt.Errorf("sqlite: outcome of task %s: %q is not a final state", o.ID, o.State)
+		}
+		if seen[o.ID] {
+			continue
+		}
+		seen[o.ID] = true
+		var result, taskErr any
+		if len(o.Result) > 0 {
+			r, err := normalizeJSON(o.Result)
+			if err != nil {
+				return nil, fmt.Errorf("task %s: result: %w", o.ID, err)
+			}
+			result = string(r)
+		}
+		if o.Error != nil {
+			e, err := jsonText("error", o.Error)
+			if err != nil {
+				return nil, fmt.Errorf("task %s: %w", o.ID, err)
+			}
+			taskErr = e
+		}
+		batch = append(batch, [5]any{o.ID.String(), o.Attempt, string(o.State), result, taskErr})
+	}
+	arg, err := json.Marshal(batch)
+	if err != nil {
+		return nil, err
+	}
+	type finished struct {
+		id  uuid.UUID
+		seq int64
+	}
+	var done []finished
+	err = s.write(ctx, func(w *wtx) error {
+		done = done[:0]
+		var release []int64
+		rows, err := w.query(sqlFinish, string(arg), w.now)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id     string
+				seq    int64
+				state  string
+				queued bool
+			)
+			if err := rows.Scan(&id, &seq, &state, &queued); err != nil {
+				return err
+			}
+			u, err := uuid.Parse(id)
+			if err != nil {
+				return err
+			}
+			done = append(done, finished{u, seq})
+			w.change(u, store.State(state))
+			if queued {
+				release = append(release, seq)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		slices.Sort(release) // release in dispatch order, as the outcomes came in no order
+		return w.release(release)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// In id order, as the PostgreSQL engine returns them.
+	slices.SortFunc(done, func(a, b finished) int { return uuidCompare(a.id, b.id) })
+	ids := make([]uuid.UUID, len(done))
+	for i, d := range done {
+		ids[i] = d.id
+	}
+	return ids, nil
+}
+
+// Cancel implements store.Store.
+func (s *Store) Cancel(ctx context.Context, id uuid.UUID) (*store.Task, error) {
+	var (
+		task  *store.Task
+		final bool
+	)
+	err := s.write(ctx, func(w *wtx) error {
+		var (
+			seq   int64
+			state string
+		)
+		err := w.queryRow(sqlLookup, id.String()).Scan(&seq, &state)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		switch store.State(state) {
+		case store.StateWaiting:
+			if _, err := w.exec(sqlCancelWaiting, w.now, seq); err != nil {
+				return err
+			}
+			if err := w.release([]int64{seq}); err != nil {
+				return err
+			}
+			w.change(id, store.StateCanceled)
+		case store.StateRunning:
+			if _, err := w.exec(sqlCancelRunning, w.now, seq); err != nil {
+				return err
+			}
+			w.change(id, store.StateCanceling)
+		case store.StateCanceling:
+		default:
+			final = true
+		}
+		task, err = scanTask(w.queryRow(sqlTaskBySeq, seq))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if final {
+		return task, store.ErrFinal
+	}
+	return task, nil
+}
+
+// SaveOutputs implements store.Store.
+func (s *Store) SaveOutputs(ctx context.Context, id uuid.UUID, attempt int, out store.Outputs) (bool, error) {
+	nonFatal, err := jsonText("non_fatal_errors", nonNil(out.NonFatalErrors))
+	if err != nil {
+		return false, err
+	}
+	progress, err := jsonText("progress_reports", nonNil(out.ProgressReports))
+	if err != nil {
+		return false, err
+	}
+	created, err := stringList("created resource", out.CreatedResources)
+	if err != nil {
+		return false, err
+	}
+	saved := false
+	err = s.write(ctx, func(w *wtx) error {
+		var state string
+		err := w.queryRow(sqlSaveOutputs, nonFatal, progress, created, w.now, id.String(), attempt).Scan(&state)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		saved = true
+		// Progress is a change.
+		w.change(id, store.State(state))
+		return nil
+	})
+	return saved, err
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// RegisterWorker implements store.Store.
+func (s *Store) RegisterWorker(ctx context.Context, wi store.WorkerInfo) error {
+	versions := "{}"
+	if len(wi.Versions) > 0 {
+		var err error
+		if versions, err = jsonText("versions", wi.Versions); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct{ what, s string }{{"worker name", wi.Name}, {"hostname", wi.Hostname}} {
+		if err := checkText(f.what, f.s); err != nil {
+			return err
+		}
+	}
+	return s.write(ctx, func(w *wtx) error {
+		_, err := w.exec(sqlRegisterWorker, wi.Name, wi.Hostname, wi.PID, versions, wi.Concurrency, w.now)
+		return err
+	})
+}
+
+// Heartbeat implements store.Store.
+func (s *Store) Heartbeat(ctx context.Context, worker string, running []uuid.UUID) (map[uuid.UUID]store.State, error) {
+	ids := make([]string, len(running))
+	for i, id := range running {
+		ids[i] = id.String()
+	}
+	idList, err := json.Marshal(ids)
+	if err != nil {
+		return nil, err
+	}
+	states := make(map[uuid.UUID]store.State, len(running))
+	err = s.write(ctx, func(w *wtx) error {
+		res, err := w.exec(sqlHeartbeat, w.now, worker)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		if len(running) == 0 {
+			return nil
+		}
+		rows, err := w.query(sqlTaskStates, string(idList))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, st string
+			if err := rows.Scan(&id, &st); err != nil {
+				return err
+			}
+			u, err := uuid.Parse(id)
+			if err != nil {
+				return err
+			}
+			states[u] = store.State(st)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return states, nil
+}
+
+// RemoveWorker implements store.Store.
+func (s *Store) RemoveWorker(ctx context.Context, name string) error {
+	return s.write(ctx, func(w *wtx) error {
+		_, err := w.exec(sqlRemoveWorker, name)
+		return err
+	})
+}
+
+// Sweep implements store.Store: it removes queue entries of final or
+// missing tasks, promotes entries that should be ready, and unblocks
+// waiting tasks whose entries are all ready. It reads every queue, so it
+// is for a periodic safety net, not for every write.
+func (s *Store) Sweep(ctx context.Context) (store.SweepResult, error) {
+	var res store.SweepResult
+	err := s.write(ctx, func(w *wtx) error {
+		res = store.SweepResult{}
+		stale, err := collect[int64](w, `SELECT DISTINCT q.seq FROM stint_task_resources q
+			LEFT JOIN stint_tasks t ON t.seq = q.seq
+			WHERE t.seq IS NULL OR t.state NOT IN ('waiting', 'running', 'canceling')`)
+		if err != nil {
+			return err
+		}
+		if err := w.release(stale); err != nil {
+			return err
+		}
+		res.StaleQueues = len(stale)
+		waiting, err := collect[string](w, `SELECT DISTINCT resource FROM stint_task_resources WHERE NOT ready ORDER BY resource`)
+		if err != nil {
+			return err
+		}
+		if res.Unblocked, err = w.promote(waiting); err != nil {
+			return err
+		}
+		r, err := w.tx.ExecContext(w.ctx, `UPDATE stint_tasks SET unblocked_at = ?1, blocked_count = 0, updated_at = ?1
+			WHERE state = 'waiting' AND unblocked_at IS NULL
+			  AND NOT EXISTS (SELECT 1 FROM stint_task_resources q WHERE q.seq = stint_tasks.seq AND NOT q.ready)`, w.now)
+		if err != nil {
+			return err
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return err
+		}
+		res.Unblocked += int(n)
+		if res.Unblocked > 0 {
+			w.wake = true
+		}
+		return nil
+	})
+	return res, err
+}
+
+// collect runs a query of one column in the transaction and returns its
+// values.
+func collect[T any](w *wtx, q string, args ...any) ([]T, error) {
+	rows, err := w.tx.QueryContext(w.ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// recoverErrors are the errors recovery records.
+var (
+	errDroppedAtOpen = store.TaskError{Kind: "dropped",
+		Description: "the Stint process stopped while the task ran (found running when the SQLite store was opened)"}
+	errCanceledAtOpen = store.TaskError{Kind: "canceled",
+		Description: "the Stint process stopped while the task was being canceled (found canceling when the SQLite store was opened)"}
+)
+
+// recover ends the tasks a previous process left running or canceling,
+// frees their resources and removes the workers it had registered.
+func (s *Store) recover(ctx context.Context) error {
+	dropped, err := json.Marshal(errDroppedAtOpen)
+	if err != nil {
+		return err
+	}
+	canceled, err := json.Marshal(errCanceledAtOpen)
+	if err != nil {
+		return err
+	}
+	var res RecoveryResult
+	err = s.write(ctx, func(w *wtx) error {
+		res = RecoveryResult{}
+		rows, err := w.tx.QueryContext(w.ctx, `SELECT seq, id, state FROM stint_tasks
+			WHERE state IN ('running', 'canceling') ORDER BY seq`)
+		if err != nil {
+			return err
+		}
+		type found struct {
+			seq   int64
+			id    string
+			state store.State
+		}
+		var left []found
+		for rows.Next() {
+			var f found
+			if err := rows.Scan(&f.seq, &f.id, &f.state); err != nil {
+				rows.Close()
+				return err
+			}
+			left = append(left, f)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var seqs []int64
+		for _, f := range left {
+			state, taskErr := store.StateDropped, dropped
+			if f.state == store.StateCanceling {
+				state, taskErr = store.StateCanceled, canceled
+				res.Canceled++
+			} else {
+				res.Dropped++
+			}
+			if _, err := w.tx.ExecContext(w.ctx, `UPDATE stint_tasks SET state = ?1, error = ?2, finished_at = ?3, updated_at = ?3
+				WHERE seq = ?4`, string(state), string(taskErr), w.now, f.seq); err != nil {
+				return err
+			}
+			seqs = append(seqs, f.seq)
+		}
+		if err := w.release(seqs); err != nil {
+			return err
+		}
+		r, err := w.tx.ExecContext(w.ctx, `DELETE FROM stint_workers`)
+		if err != nil {
+			return err
+		}
+		n, err := r.RowsAffected()
+		res.Workers = int(n)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: recover %s: %w", s.path, err)
+	}
+	s.recovered = res
+	return nil
+}
