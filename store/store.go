@@ -50,6 +50,9 @@ func (s State) Valid() bool {
 // ErrNotFound is returned when a task or worker does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrExists is returned when a user of that name already exists.
+var ErrExists = errors.New("already exists")
+
 // ErrFinal is returned when an operation needs an incomplete task and the
 // task is final.
 var ErrFinal = errors.New("task is final")
@@ -222,10 +225,72 @@ type SweepResult struct {
 // Total is the number of repairs.
 func (r SweepResult) Total() int { return r.Unblocked + r.StaleQueues }
 
+// Role is what a user may do: see DESIGN §8 and docs/security.md.
+type Role string
+
+// The roles of users.
+const (
+	RoleUser  Role = "user"  // dispatches, sees and cancels its own tasks
+	RoleAdmin Role = "admin" // sees and cancels everything, sees workers, purges
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return r == RoleUser || r == RoleAdmin }
+
+// User is an account that API tokens act for.
+type User struct {
+	Name      string
+	Role      Role
+	CreatedAt time.Time
+	// Tokens are the user's API tokens, oldest first, without their
+	// secrets. Filled by Users; ignored elsewhere.
+	Tokens []TokenInfo
+}
+
+// TokenInfo describes an API token; the store never holds its secret.
+type TokenInfo struct {
+	ID        string // public part of the token, unique
+	User      string
+	CreatedAt time.Time
+}
+
+// NewToken is what AddToken stores: the token's public id and the hash of
+// its secret (see internal/auth), never the secret.
+type NewToken struct {
+	ID   string
+	User string
+	Hash []byte
+}
+
+// Users keeps the users and their API tokens. Every method reads and
+// writes the database directly (no cache), so a revoked token or a removed
+// user is refused by every node at once.
+type Users interface {
+	// CreateUser adds a user; ErrExists if the name is taken.
+	CreateUser(ctx context.Context, name string, role Role) error
+	// Users lists the users by name, each with its tokens.
+	Users(ctx context.Context) ([]User, error)
+	// DeleteUser removes a user and its tokens; ErrNotFound if unknown.
+	// Its tasks keep their owner.
+	DeleteUser(ctx context.Context, name string) error
+	// AddToken stores a token of an existing user; ErrNotFound if the user
+	// does not exist.
+	AddToken(ctx context.Context, t NewToken) error
+	// RevokeToken deletes a token; ErrNotFound if unknown.
+	RevokeToken(ctx context.Context, id string) error
+	// Token returns the hash stored for a token id and the token's user, or
+	// ErrNotFound. The caller compares hashes in constant time.
+	Token(ctx context.Context, id string) (hash []byte, user *User, err error)
+	// HasUsers reports whether at least one user exists.
+	HasUsers(ctx context.Context) (bool, error)
+}
+
 // Store is the persistence and scheduling engine behind Stint. Every method
 // is safe for concurrent use, from many processes at once where the engine
 // allows several.
 type Store interface {
+	Users
+
 	// Migrate brings the schema to the newest version. It is idempotent and
 	// safe to call from several processes at once.
 	Migrate(ctx context.Context) error

@@ -64,30 +64,45 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 func (s *Store) migrateLocked(ctx context.Context) error {
+	return migrateDB(ctx, s.wdb, s.path)
+}
+
+// newestMigration is the schema version this Stint knows.
+func newestMigration() (int, error) {
+	migrations, err := loadMigrations()
+	if err != nil {
+		return 0, err
+	}
+	return migrations[len(migrations)-1].version, nil
+}
+
+// migrateDB applies the migrations the database at path lacks through db,
+// its write connection. The caller holds the one-process lock.
+func migrateDB(ctx context.Context, db *sql.DB, path string) error {
 	migrations, err := loadMigrations()
 	if err != nil {
 		return err
 	}
-	if _, err := s.wdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS stint_schema (
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS stint_schema (
 		version    INTEGER PRIMARY KEY,
 		name       TEXT    NOT NULL,
 		applied_at INTEGER NOT NULL
 	) STRICT`); err != nil {
-		return fmt.Errorf("sqlite: migrate %s: %w", s.path, err)
+		return fmt.Errorf("sqlite: migrate %s: %w", path, err)
 	}
 	var newest int
-	if err := s.wdb.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM stint_schema`).Scan(&newest); err != nil {
-		return fmt.Errorf("sqlite: migrate %s: %w", s.path, err)
+	if err := db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM stint_schema`).Scan(&newest); err != nil {
+		return fmt.Errorf("sqlite: migrate %s: %w", path, err)
 	}
 	if known := migrations[len(migrations)-1].version; newest > known {
-		return fmt.Errorf("sqlite: %s has schema version %d, newer than this Stint knows (%d): use a newer Stint", s.path, newest, known)
+		return fmt.Errorf("sqlite: %s has schema version %d, newer than this Stint knows (%d): use a newer Stint", path, newest, known)
 	}
 	for _, m := range migrations {
 		if m.version <= newest {
 			continue
 		}
 		err := func() error {
-			tx, err := s.wdb.BeginTx(ctx, nil)
+			tx, err := db.BeginTx(ctx, nil)
 			if err != nil {
 				return err
 			}
@@ -109,7 +124,7 @@ func (s *Store) migrateLocked(ctx context.Context) error {
 			return tx.Commit()
 		}()
 		if err != nil {
-			return fmt.Errorf("sqlite: migrate %s: %s: %w", s.path, m.name, err)
+			return fmt.Errorf("sqlite: migrate %s: %s: %w", path, m.name, err)
 		}
 	}
 	return nil

@@ -51,6 +51,8 @@ type RecoveryResult struct {
 // Store is the SQLite implementation of store.Store. One Store, in one
 // process, owns its database file from Open to Close.
 type Store struct {
+	users // store.Users, through the write transactions and the read pool
+
 	path      string
 	lock      *os.File
 	wdb       *sql.DB // the single write connection
@@ -103,6 +105,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: lock %s: %w", abs, err)
 	}
 	s := &Store{path: abs, lock: lf, stmts: map[string]*sql.Stmt{}, readStmts: map[string]*sql.Stmt{}}
+	s.users = users{s}
 	s.hub = newHub(&s.droppedChg)
 	if err := s.open(ctx); err != nil {
 		s.Close()
@@ -133,31 +136,47 @@ func fileURI(abs string) string {
 	return (&url.URL{Scheme: "file", Path: p}).String()
 }
 
-func (s *Store) open(ctx context.Context) error {
-	uri := fileURI(s.path)
-	timeout := fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Milliseconds())
-	var err error
-	// Writes: one connection, transactions BEGIN IMMEDIATE.
-	s.wdb, err = sql.Open("sqlite", uri+"?"+timeout+
+// busyPragma makes a connection wait up to busyTimeout for a lock that
+// SQLite's own locking holds.
+var busyPragma = fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Milliseconds())
+
+// openWriter opens the single write connection to the file at abs, in WAL
+// mode, its transactions BEGIN IMMEDIATE. It waits up to busyTimeout for
+// SQLite's write lock, which a UserStore beside the server may hold for a
+// moment, rather than fail.
+func openWriter(ctx context.Context, abs string, cacheKiB int) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", fileURI(abs)+"?"+busyPragma+
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(0)"+
-		"&_pragma=cache_size(-16384)&_pragma=temp_store(MEMORY)&_txlock=immediate")
+		fmt.Sprintf("&_pragma=cache_size(-%d)", cacheKiB)+
+		"&_pragma=temp_store(MEMORY)&_txlock=immediate")
 	if err != nil {
-		return fmt.Errorf("sqlite: %s: %w", s.path, err)
+		return nil, fmt.Errorf("sqlite: %s: %w", abs, err)
 	}
-	s.wdb.SetMaxOpenConns(1)
-	s.wdb.SetMaxIdleConns(1)
-	s.wdb.SetConnMaxLifetime(0)
-	s.wdb.SetConnMaxIdleTime(0)
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
 	var mode string
-	if err := s.wdb.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
 	}
 	if !strings.EqualFold(mode, "wal") {
-		return fmt.Errorf("sqlite: %s: cannot use WAL mode (journal_mode is %s); put the file on a local file system", s.path, mode)
+		db.Close()
+		return nil, fmt.Errorf("sqlite: %s: cannot use WAL mode (journal_mode is %s); put the file on a local file system", abs, mode)
+	}
+	return db, nil
+}
+
+func (s *Store) open(ctx context.Context) error {
+	var err error
+	// Writes: one connection, transactions BEGIN IMMEDIATE.
+	if s.wdb, err = openWriter(ctx, s.path, 16384); err != nil {
+		return err
 	}
 	// Reads: a few connections that cannot write, so that API reads never
 	// wait for the writer (WAL lets them read the last commit meanwhile).
-	s.rdb, err = sql.Open("sqlite", uri+"?"+timeout+"&_pragma=query_only(1)&_pragma=cache_size(-8192)")
+	s.rdb, err = sql.Open("sqlite", fileURI(s.path)+"?"+busyPragma+"&_pragma=query_only(1)&_pragma=cache_size(-8192)")
 	if err != nil {
 		return fmt.Errorf("sqlite: %s: %w", s.path, err)
 	}

@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("WorkerCurrentTasks", func(t *testing.T) { testWorkerCurrentTasks(t, open) })
 	t.Run("Changes", func(t *testing.T) { testChanges(t, open) })
 	t.Run("ChangesWithASlowReader", func(t *testing.T) { testChangesSlowReader(t, open) })
+	t.Run("Users", func(t *testing.T) { testUsers(t, open) })
 }
 
 func ctxFor(t *testing.T) context.Context {
