@@ -18,7 +18,7 @@ import (
 
 func TestDispatchAnswers202WithLocation(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
-		e := newEnv(t, eng, api.Config{})
+		e := newEnv(t, eng, api.Config{AllowOpen: true})
 		a := e.must("POST", "/api/v1/tasks", apiv1.DispatchTask{
 			Name: "test.echo", Args: json.RawMessage(`{"x": 1}`),
 			ExclusiveResources: []string{"repo:2", "repo:1"}, SharedResources: []string{"repo:1", "lib"},
@@ -44,7 +44,7 @@ func TestDispatchAnswers202WithLocation(t *testing.T) {
 
 func TestDispatchRefusesBadInput(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
-		e := newEnv(t, eng, api.Config{MaxBodyBytes: 4096})
+		e := newEnv(t, eng, api.Config{AllowOpen: true, MaxBodyBytes: 4096})
 		long := strings.Repeat("r", 1025)
 		cases := []struct {
 			name   string
@@ -88,7 +88,7 @@ func TestDispatchRefusesBadInput(t *testing.T) {
 
 func TestGetTaskErrors(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
-		e := newEnv(t, eng, api.Config{})
+		e := newEnv(t, eng, api.Config{AllowOpen: true})
 		if a := e.do("GET", "/api/v1/tasks/"+uuid.NewString(), nil); a.status != 404 || !strings.Contains(a.detail(), "no task") {
 			t.Fatalf("unknown id: %d %s", a.status, a.body)
 		}
@@ -108,7 +108,7 @@ func TestGetTaskErrors(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
-		e := newEnv(t, eng, api.Config{})
+		e := newEnv(t, eng, api.Config{AllowOpen: true})
 		// A waiting task (no worker yet) is canceled at once.
 		waiting := e.dispatch(apiv1.DispatchTask{Name: "stint.sleep", Args: json.RawMessage(`{"seconds": 30}`), ExclusiveResources: []string{"r"}})
 		var got apiv1.Task
@@ -147,7 +147,7 @@ func TestCancel(t *testing.T) {
 
 func TestTaskShowsWorkerOutputsAndBlockers(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
-		e := newEnv(t, eng, api.Config{})
+		e := newEnv(t, eng, api.Config{AllowOpen: true})
 		first := e.dispatch(apiv1.DispatchTask{Name: "stint.sleep", Args: json.RawMessage(`{"seconds": 0.3, "fail": true}`), ExclusiveResources: []string{"repo:1"}})
 		second := e.dispatch(apiv1.DispatchTask{Name: "stint.noop", SharedResources: []string{"repo:1"}})
 		blocked := e.task(second)
@@ -172,7 +172,7 @@ func TestTaskShowsWorkerOutputsAndBlockers(t *testing.T) {
 // filter selects.
 func TestListFilters(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
-		e := newEnv(t, eng, api.Config{})
+		e := newEnv(t, eng, api.Config{AllowOpen: true})
 		before := time.Now().UTC().Add(-time.Second)
 		ids := map[string]uuid.UUID{}
 		for _, d := range []struct {
@@ -251,7 +251,7 @@ func TestListFilters(t *testing.T) {
 
 func TestListRefusesBadFilters(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
-		e := newEnv(t, eng, api.Config{})
+		e := newEnv(t, eng, api.Config{AllowOpen: true})
 		cases := []struct{ query, detail string }{
 			{"?colour=red", "colour: unknown query parameter"},
 			{"?state=done", `state: "done" is not a state`},
@@ -284,7 +284,7 @@ func TestListRefusesBadFilters(t *testing.T) {
 
 func TestPagination(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
-		e := newEnv(t, eng, api.Config{})
+		e := newEnv(t, eng, api.Config{AllowOpen: true})
 		var want []uuid.UUID
 		for range 7 {
 			want = append(want, e.dispatch(apiv1.DispatchTask{Name: "stint.noop"}))
@@ -324,7 +324,7 @@ func TestPagination(t *testing.T) {
 
 func TestWorkersStatusAndMetrics(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
-		e := newEnv(t, eng, api.Config{})
+		e := newEnv(t, eng, api.Config{AllowOpen: true})
 		var page apiv1.Page[apiv1.Worker]
 		e.must("GET", "/api/v1/workers", nil, 200, &page)
 		if page.Count != 0 {
@@ -388,7 +388,7 @@ func TestWorkersStatusAndMetrics(t *testing.T) {
 
 func TestEvents(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
-		e := newEnv(t, eng, api.Config{})
+		e := newEnv(t, eng, api.Config{AllowOpen: true})
 		all := e.openEvents("")
 		id := e.dispatch(apiv1.DispatchTask{Name: "stint.sleep", Args: json.RawMessage(`{"seconds": 0.5}`)})
 		mine := e.openEvents("?task=" + id.String())

@@ -38,8 +38,10 @@ type hub struct {
 }
 
 // subscriber is one open event stream and what it follows: the tasks and
-// groups named, or everything when both are empty.
+// groups named, or everything when both are empty; and of those only the
+// tasks its caller may access.
 type subscriber struct {
+	viewer principal
 	tasks  map[uuid.UUID]bool
 	groups map[uuid.UUID]bool
 	events chan apiv1.TaskEvent
@@ -49,8 +51,11 @@ type subscriber struct {
 
 func (s *subscriber) all() bool { return len(s.tasks) == 0 && len(s.groups) == 0 }
 
-func (s *subscriber) wants(id uuid.UUID, group *uuid.UUID) bool {
-	return s.all() || s.tasks[id] || (group != nil && s.groups[*group])
+func (s *subscriber) wants(t *store.Task) bool {
+	if !s.viewer.mayAccess(t.Owner) {
+		return false
+	}
+	return s.all() || s.tasks[t.ID] || (t.TaskGroup != nil && s.groups[*t.TaskGroup])
 }
 
 func (s *subscriber) end() { s.once.Do(func() { close(s.ended) }) }
@@ -84,8 +89,8 @@ func (h *hub) stop() {
 	<-h.done
 }
 
-func (h *hub) subscribe(tasks, groups map[uuid.UUID]bool) *subscriber {
-	s := &subscriber{tasks: tasks, groups: groups, events: make(chan apiv1.TaskEvent, subscriberBuffer), ended: make(chan struct{})}
+func (h *hub) subscribe(viewer principal, tasks, groups map[uuid.UUID]bool) *subscriber {
+	s := &subscriber{viewer: viewer, tasks: tasks, groups: groups, events: make(chan apiv1.TaskEvent, subscriberBuffer), ended: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.ctx.Err() != nil {
@@ -158,7 +163,7 @@ func (h *hub) publish(batch []store.TaskChange) {
 			ev.TaskGroup = &g
 		}
 		for _, s := range subs {
-			if !s.wants(t.ID, t.TaskGroup) {
+			if !s.wants(t) {
 				continue
 			}
 			select {
@@ -170,9 +175,12 @@ func (h *hub) publish(batch []store.TaskChange) {
 	}
 }
 
-// streamEvents is GET /events: Server-Sent Events of task changes,
-// optionally only those of the tasks (?task=) and groups (?task_group=)
-// named; both may repeat.
+// streamEvents is GET /events: Server-Sent Events of changes of the tasks
+// the caller may access, optionally only those of the tasks (?task=) and
+// groups (?task_group=) named; both may repeat. Every authRecheckInterval
+// it checks the caller again and ends the stream when the caller changed
+// or may no longer use the API (a revoked token, a removed user, the end
+// of open mode).
 func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	tasks, groups := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
 	query, err := parseRawQuery(r.URL.RawQuery)
@@ -206,7 +214,8 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "this connection cannot stream")
 		return
 	}
-	sub := s.events.subscribe(tasks, groups)
+	viewer := caller(r)
+	sub := s.events.subscribe(viewer, tasks, groups)
 	defer s.events.unsubscribe(sub)
 
 	h := w.Header()
@@ -219,12 +228,20 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 
 	keepAlive := time.NewTicker(keepAliveInterval)
 	defer keepAlive.Stop()
+	recheck := time.NewTicker(authRecheckInterval)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return
 		case <-sub.ended:
 			return
+		case <-recheck.C:
+			p, refused, err := s.identify(r.Context(), r.Header)
+			if err == nil && (refused != nil || p != viewer) {
+				return // its client reconnects and is answered 401, or gets its own stream
+			}
+			continue // a store error is no reason to end the stream
 		case <-keepAlive.C:
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
 				return

@@ -26,7 +26,7 @@ func FuzzDispatchBody(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	e := newEnv(f, enginetest.PostgreSQL, api.Config{MaxBodyBytes: 64 << 10})
+	e := newEnv(f, enginetest.PostgreSQL, api.Config{AllowOpen: true, MaxBodyBytes: 64 << 10})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		a := e.send(t, "POST", "/api/v1/tasks", body)
 		if a.status != 202 && (a.status < 400 || a.status >= 500) {
@@ -50,7 +50,7 @@ func FuzzTaskFilters(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	e := newEnv(f, enginetest.PostgreSQL, api.Config{})
+	e := newEnv(f, enginetest.PostgreSQL, api.Config{AllowOpen: true})
 	f.Fuzz(func(t *testing.T, query string) {
 		if _, err := url.Parse(e.http.URL + "/api/v1/tasks?" + query); err != nil || strings.ContainsFunc(query, unicode.IsSpace) ||
 			strings.ContainsFunc(query, unicode.IsControl) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,12 +20,15 @@ import (
 	"github.com/stint-dev/stint/api"
 	"github.com/stint-dev/stint/apiv1"
 	"github.com/stint-dev/stint/internal/apitest"
+	"github.com/stint-dev/stint/internal/auth"
 	"github.com/stint-dev/stint/internal/enginetest"
+	"github.com/stint-dev/stint/internal/syncbuf"
 	"github.com/stint-dev/stint/store"
 )
 
 // env is a real API server on a fresh database of one engine. Every answer it
-// gives a test is validated against the OpenAPI document.
+// gives a test is validated against the OpenAPI document, and checked not to
+// quote a token the test sent; when the test ends, so is the server's log.
 type env struct {
 	tb        testing.TB
 	ctx       context.Context
@@ -33,6 +37,51 @@ type env struct {
 	srv       *api.Server
 	http      *httptest.Server
 	validator *apitest.Validator
+	log       *syncbuf.Buffer // what the server logged, at debug level and up
+	secrets   *secretSet      // every token the test sent, which nothing may quote
+	// authz is the Authorization header of the requests; empty for none.
+	// See as and withAuthorization.
+	authz string
+}
+
+// secretSet holds the tokens, and their secret parts, that the test sent.
+type secretSet struct {
+	mu  sync.Mutex
+	set map[string]bool
+}
+
+// add records the secrets in an Authorization header value: the token and,
+// for a Stint token, its secret part. Short strings, which could occur in
+// a log by chance, are left out; tests send long bad tokens.
+func (s *secretSet) add(authorization string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	token := strings.TrimSpace(authorization)
+	if scheme, rest, ok := strings.Cut(token, " "); ok && strings.EqualFold(scheme, "Bearer") {
+		token = strings.TrimSpace(rest)
+	}
+	parts := []string{token}
+	if _, secret, err := auth.Parse(token); err == nil {
+		parts = append(parts, secret)
+	}
+	for _, p := range parts {
+		if len(p) >= 16 {
+			s.set[p] = true
+		}
+	}
+}
+
+// foundIn returns the secrets that text quotes.
+func (s *secretSet) foundIn(text string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var found []string
+	for secret := range s.set {
+		if strings.Contains(text, secret) {
+			found = append(found, secret)
+		}
+	}
+	return found
 }
 
 var (
@@ -49,17 +98,68 @@ func newEnv(tb testing.TB, eng enginetest.Engine, cfg api.Config) *env {
 	reg := stint.NewRegistry()
 	stint.Register(reg, "test.echo", func(_ context.Context, _ *stint.Run, a map[string]any) (map[string]any, error) { return a, nil })
 	cfg.Store, cfg.Registry, cfg.Engine, cfg.Version = st, reg, eng.Name, "test"
+	logs, secrets := &syncbuf.Buffer{}, &secretSet{set: map[string]bool{}}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	srv, err := api.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
+	tb.Cleanup(func() { // after the server stopped, below: its log is complete
+		out := logs.String()
+		if found := secrets.foundIn(out); len(found) > 0 {
+			tb.Errorf("the server logged %d secrets of tokens sent, e.g. %q", len(found), found[0])
+		}
+		if tb.Failed() {
+			tb.Logf("server log:\n%s", out)
+		}
+	})
 	tb.Cleanup(func() { srv.Close(); hs.Close() })
 	validatorOnce.Do(func() { validator, validatorErr = apitest.NewValidator(api.OpenAPIDocument()) })
 	if validatorErr != nil {
 		tb.Fatal(validatorErr)
 	}
-	return &env{tb: tb, ctx: ctx, store: st, reg: reg, srv: srv, http: hs, validator: validator}
+	return &env{tb: tb, ctx: ctx, store: st, reg: reg, srv: srv, http: hs, validator: validator, log: logs, secrets: secrets}
+}
+
+// as returns a view of the env whose requests carry the token:
+// Authorization: Bearer token.
+func (e *env) as(token string) *env { return e.withAuthorization("Bearer " + token) }
+
+// withAuthorization returns a view of the env whose requests carry this
+// Authorization header ("" for none).
+func (e *env) withAuthorization(value string) *env {
+	c := *e
+	c.authz = value
+	if value != "" {
+		e.secrets.add(value)
+	}
+	return &c
+}
+
+// addUser creates a user through the store and returns a new token of it.
+func (e *env) addUser(name string, role store.Role) string {
+	e.tb.Helper()
+	if err := e.store.CreateUser(e.ctx, name, role); err != nil {
+		e.tb.Fatal(err)
+	}
+	return e.addToken(name).Secret
+}
+
+// addToken makes a token of an existing user and stores it.
+func (e *env) addToken(user string) auth.Token {
+	e.tb.Helper()
+	tok, err := auth.New()
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	if err := e.store.AddToken(e.ctx, store.NewToken{ID: tok.ID, User: user, Hash: tok.Hash}); err != nil {
+		e.tb.Fatal(err)
+	}
+	e.secrets.add(tok.Secret)
+	return tok
 }
 
 // startWorker runs a worker on the env's store until the test ends.
@@ -127,6 +227,9 @@ func (e *env) send(tb testing.TB, method, path string, body any) answer {
 	if r != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if e.authz != "" {
+		req.Header.Set("Authorization", e.authz)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tb.Fatal(err)
@@ -143,6 +246,12 @@ func (e *env) send(tb testing.TB, method, path string, body any) answer {
 	a := answer{status: resp.StatusCode, header: resp.Header, body: raw}
 	if a.status >= 400 && a.detail() == "" {
 		tb.Errorf("%s %s: answer %d without a detail: %s", method, path, a.status, raw)
+	}
+	if a.status == http.StatusUnauthorized && !strings.HasPrefix(a.header.Get("WWW-Authenticate"), "Bearer") {
+		tb.Errorf("%s %s: 401 with WWW-Authenticate %q", method, path, a.header.Get("WWW-Authenticate"))
+	}
+	if found := e.secrets.foundIn(string(raw)); len(found) > 0 {
+		tb.Errorf("%s %s: answer %d quotes a token sent: %s", method, path, a.status, raw)
 	}
 	return a
 }
@@ -212,6 +321,9 @@ func (e *env) openEvents(query string) <-chan sseEvent {
 	ctx, cancel := context.WithCancel(e.ctx)
 	e.tb.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, "GET", e.http.URL+"/api/v1/events"+query, nil)
+	if e.authz != "" {
+		req.Header.Set("Authorization", e.authz)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.tb.Fatal(err)

@@ -37,21 +37,57 @@ func (s *Server) renderTasks(r *http.Request, tasks []*store.Task) ([]apiv1.Task
 		}
 	}
 	out := make([]apiv1.Task, len(tasks))
+	blockers := map[int][]store.Blocker{}
 	for i, t := range tasks {
 		out[i] = s.renderTask(t, children[t.ID], workers)
 		if t.State == store.StateWaiting {
-			blockers, err := s.cfg.Store.BlockedBy(ctx, t.ID)
-			if err != nil {
+			if blockers[i], err = s.cfg.Store.BlockedBy(ctx, t.ID); err != nil {
 				return nil, err
 			}
-			list := make([]apiv1.Blocker, len(blockers))
-			for j, b := range blockers {
-				list[j] = apiv1.Blocker{Task: apiv1.TaskHref(b.Task), Resource: b.Resource}
-			}
-			out[i].BlockedBy = &list
 		}
 	}
+	visible, err := s.visibleBlockers(r, blockers)
+	if err != nil {
+		return nil, err
+	}
+	for i, list := range blockers {
+		shown := make([]apiv1.Blocker, 0, len(list))
+		for _, b := range list {
+			if visible(b.Task) {
+				shown = append(shown, apiv1.Blocker{Task: apiv1.TaskHref(b.Task), Resource: b.Resource})
+			}
+		}
+		out[i].BlockedBy = &shown
+	}
 	return out, nil
+}
+
+// visibleBlockers returns whether the caller may see each blocking task:
+// an admin sees all, a user only its own, so that blocked_by does not
+// leak the ids of other users' tasks. It reads the store once at most.
+func (s *Server) visibleBlockers(r *http.Request, blockers map[int][]store.Blocker) (func(uuid.UUID) bool, error) {
+	p := caller(r)
+	if p.admin {
+		return func(uuid.UUID) bool { return true }, nil
+	}
+	var ids []uuid.UUID
+	for _, list := range blockers {
+		for _, b := range list {
+			ids = append(ids, b.Task)
+		}
+	}
+	if len(ids) == 0 {
+		return func(uuid.UUID) bool { return false }, nil
+	}
+	tasks, _, err := s.cfg.Store.ListTasks(r.Context(), store.TaskFilter{IDs: ids, Owner: p.user})
+	if err != nil {
+		return nil, err
+	}
+	own := make(map[uuid.UUID]bool, len(tasks))
+	for _, t := range tasks {
+		own[t.ID] = true
+	}
+	return func(id uuid.UUID) bool { return own[id] }, nil
 }
 
 func (s *Server) renderTask(t *store.Task, children []uuid.UUID, workers map[string]store.WorkerInfo) apiv1.Task {

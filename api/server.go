@@ -42,6 +42,15 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// AllowOpen lets requests without a token in, as an anonymous admin,
+	// while the store has no users (open mode). Without it such requests
+	// get 401 until a user exists. Either way, open mode ends as soon as
+	// the first user exists. The CLI sets it only on a loopback address or
+	// with --insecure-no-auth.
+	AllowOpen bool
+	// CancelPolicy says who may cancel a task: CancelOwner (the default:
+	// its owner or an admin) or CancelAdminOnly.
+	CancelPolicy CancelPolicy
 }
 
 // Server serves the HTTP API. Create it with New, serve Handler, and call
@@ -72,6 +81,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	switch cfg.CancelPolicy {
+	case "":
+		cfg.CancelPolicy = CancelOwner
+	case CancelOwner, CancelAdminOnly:
+	default:
+		return nil, fmt.Errorf("api: CancelPolicy %q: must be %q or %q", cfg.CancelPolicy, CancelOwner, CancelAdminOnly)
+	}
 	s := &Server{cfg: cfg, client: stint.NewClient(cfg.Store, cfg.Registry), log: cfg.Logger}
 	s.events = newHub(cfg.Store, s.log)
 	if err := s.events.start(); err != nil {
@@ -91,13 +107,15 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	p := apiv1.Prefix
-	mux.HandleFunc("POST "+p+"/tasks", s.dispatchTask)
-	mux.HandleFunc("GET "+p+"/tasks", s.listTasks)
-	mux.HandleFunc("GET "+p+"/tasks/{id}", s.getTask)
-	mux.HandleFunc("PATCH "+p+"/tasks/{id}", s.patchTask)
-	mux.HandleFunc("GET "+p+"/workers", s.listWorkers)
-	mux.HandleFunc("GET "+p+"/workers/{name}", s.getWorker)
-	mux.HandleFunc("GET "+p+"/events", s.streamEvents)
+	// Every endpoint of /api/v1 needs a caller but /status and
+	// /openapi.json, which are public, as are /metrics and the probes.
+	mux.Handle("POST "+p+"/tasks", s.authenticate(s.dispatchTask))
+	mux.Handle("GET "+p+"/tasks", s.authenticate(s.listTasks))
+	mux.Handle("GET "+p+"/tasks/{id}", s.authenticate(s.getTask))
+	mux.Handle("PATCH "+p+"/tasks/{id}", s.authenticate(s.patchTask))
+	mux.Handle("GET "+p+"/workers", s.authenticate(s.listWorkers))
+	mux.Handle("GET "+p+"/workers/{name}", s.authenticate(s.getWorker))
+	mux.Handle("GET "+p+"/events", s.authenticate(s.streamEvents))
 	mux.HandleFunc("GET "+p+"/status", s.status)
 	mux.HandleFunc("GET "+p+"/openapi.json", s.openAPI)
 	mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {

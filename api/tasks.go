@@ -25,6 +25,7 @@ func (s *Server) dispatchTask(w http.ResponseWriter, r *http.Request) {
 	req := stint.DispatchRequest{
 		Name: body.Name, ExclusiveResources: body.ExclusiveResources, SharedResources: body.SharedResources,
 		Versions: body.Versions,
+		Owner:    caller(r).user, // the body has no owner: a task is its dispatcher's
 	}
 	if body.Args != nil {
 		req.Args = body.Args
@@ -120,6 +121,15 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	if p := caller(r); !p.admin {
+		// A user lists its own tasks, and the client's filters apply
+		// within them: owner=someone-else selects nothing.
+		if f.Owner != "" && f.Owner != p.user {
+			writeJSON(w, http.StatusOK, page[apiv1.Task](r, 0, f.Limit, f.Offset, nil))
+			return
+		}
+		f.Owner = p.user
+	}
 	tasks, count, err := s.cfg.Store.ListTasks(r.Context(), f)
 	if err != nil {
 		s.internalError(w, r, err)
@@ -150,14 +160,29 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	task, err := s.cfg.Store.Task(r.Context(), id)
+	task, err := s.visibleTask(r, id)
 	s.writeTask(w, r, task, err)
+}
+
+// visibleTask reads a task the caller may access; another user's task is
+// store.ErrNotFound, as if it did not exist.
+func (s *Server) visibleTask(r *http.Request, id uuid.UUID) (*store.Task, error) {
+	task, err := s.cfg.Store.Task(r.Context(), id)
+	if err == nil && !caller(r).mayAccess(task.Owner) {
+		return nil, store.ErrNotFound
+	}
+	return task, err
 }
 
 // patchTask is PATCH /tasks/{id}: {"state": "canceled"} cancels it.
 func (s *Server) patchTask(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r)
 	if !ok {
+		return
+	}
+	p := caller(r)
+	if !p.mayCancel(s.cfg.CancelPolicy) {
+		writeError(w, http.StatusForbidden, "only admins may cancel tasks on this server (cancel policy %s)", s.cfg.CancelPolicy)
 		return
 	}
 	var body apiv1.PatchTask
@@ -167,6 +192,12 @@ func (s *Server) patchTask(w http.ResponseWriter, r *http.Request) {
 	if body.State != string(store.StateCanceled) {
 		writeError(w, http.StatusBadRequest, "state: must be %q, the only change a client may ask for (got %q)", store.StateCanceled, body.State)
 		return
+	}
+	if !p.admin {
+		if _, err := s.visibleTask(r, id); err != nil {
+			s.writeTask(w, r, nil, err)
+			return
+		}
 	}
 	task, err := s.cfg.Store.Cancel(r.Context(), id)
 	if errors.Is(err, store.ErrFinal) {

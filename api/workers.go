@@ -31,6 +31,9 @@ var workerFilters = map[string]func(*workerQuery, string) error{
 
 // listWorkers is GET /workers.
 func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request) {
+	if !s.adminOnly(w, r) {
+		return
+	}
 	q := workerQuery{limit: apiv1.DefaultLimit}
 	values, err := parseRawQuery(r.URL.RawQuery)
 	if err == nil {
@@ -59,6 +62,9 @@ func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request) {
 
 // getWorker is GET /workers/{name}.
 func (s *Server) getWorker(w http.ResponseWriter, r *http.Request) {
+	if !s.adminOnly(w, r) {
+		return
+	}
 	wi, err := s.cfg.Store.Worker(r.Context(), r.PathValue("name"))
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no worker %q", r.PathValue("name"))
@@ -69,6 +75,16 @@ func (s *Server) getWorker(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s.renderWorker(*wi))
+}
+
+// adminOnly answers 403 unless the caller is an admin, and reports
+// whether to go on.
+func (s *Server) adminOnly(w http.ResponseWriter, r *http.Request) bool {
+	if !caller(r).admin {
+		writeError(w, http.StatusForbidden, "only admins see workers")
+		return false
+	}
+	return true
 }
 
 func (s *Server) renderWorker(w store.WorkerInfo) apiv1.Worker {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -21,28 +20,10 @@ import (
 	"github.com/stint-dev/stint"
 	"github.com/stint-dev/stint/internal/pgtest"
 	"github.com/stint-dev/stint/internal/scheduling"
+	"github.com/stint-dev/stint/internal/syncbuf"
 	"github.com/stint-dev/stint/store"
 	"github.com/stint-dev/stint/store/postgres"
 )
-
-// syncBuffer is a bytes.Buffer safe to write from a process's output pump
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // buildStint builds the stint binary into a temporary directory.
 func buildStint(t *testing.T) string {
@@ -60,14 +41,14 @@ func buildStint(t *testing.T) string {
 type workerProcess struct {
 	name   string
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	exited chan struct{} // closed when the process has exited
 	err    error         // its exit status, once exited is closed
 }
 
 func startWorker(t *testing.T, bin, dsn, name string) *workerProcess {
 	t.Helper()
-	w := &workerProcess{name: name, stderr: &syncBuffer{}}
+	w := &workerProcess{name: name, stderr: &syncbuf.Buffer{}}
 	w.cmd = exec.Command(bin, "worker", "--db", dsn, "--name", name, "--concurrency", "4",
 		"--sweep-interval", "500ms", "--poll-interval", "200ms", "--shutdown-grace", "5s",
 		"--workdir", t.TempDir())

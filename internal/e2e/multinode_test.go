@@ -14,12 +14,13 @@ import (
 
 	"github.com/stint-dev/stint/apiv1"
 	"github.com/stint-dev/stint/internal/pgtest"
+	"github.com/stint-dev/stint/internal/syncbuf"
 )
 
 // apiProcess is a running `stint api`.
 type apiProcess struct {
 	url    string
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 }
 
 var servingRE = regexp.MustCompile(`addr=(http://[0-9.:]+)`)
@@ -28,7 +29,7 @@ var servingRE = regexp.MustCompile(`addr=(http://[0-9.:]+)`)
 // it listens.
 func startAPI(t *testing.T, bin, dsn string) *apiProcess {
 	t.Helper()
-	p := &apiProcess{stderr: &syncBuffer{}}
+	p := &apiProcess{stderr: &syncbuf.Buffer{}}
 	cmd := exec.Command(bin, "api", "--db", dsn, "--addr", "127.0.0.1:0")
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {

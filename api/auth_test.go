@@ -1,0 +1,336 @@
+package api_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stint-dev/stint/api"
+	"github.com/stint-dev/stint/apiv1"
+	"github.com/stint-dev/stint/internal/enginetest"
+	"github.com/stint-dev/stint/store"
+)
+
+// callers are the five kinds of caller of the permission table, in the
+// order of its columns.
+var callers = []string{"none", "bad", "alice", "bob", "admin"}
+
+// authEnv is an env with users alice and bob (role user) and root (admin),
+// a registered worker, and a view of the env per caller.
+type authEnv struct {
+	*env
+	by map[string]*env
+}
+
+func newAuthEnv(t *testing.T, eng enginetest.Engine, cfg api.Config) *authEnv {
+	t.Helper()
+	e := newEnv(t, eng, cfg)
+	a := &authEnv{env: e, by: map[string]*env{
+		"none":  e,
+		"bad":   e.as("stint_000000000000_" + strings.Repeat("A", 43)),
+		"alice": e.as(e.addUser("alice", store.RoleUser)),
+		"bob":   e.as(e.addUser("bob", store.RoleUser)),
+		"admin": e.as(e.addUser("root", store.RoleAdmin)),
+	}}
+	if err := e.store.RegisterWorker(e.ctx, store.WorkerInfo{Name: "w1", Hostname: "h", PID: 1, Concurrency: 1}); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// waiting dispatches, as caller, a task that stays waiting: no worker runs.
+func (a *authEnv) waiting(caller string) uuid.UUID {
+	a.tb.Helper()
+	return a.by[caller].dispatch(apiv1.DispatchTask{Name: "stint.noop", ExclusiveResources: []string{"r:" + caller}})
+}
+
+// TestPermissions is the table of every endpoint × every kind of caller:
+// the exact status, and that lists hold only what the caller may see.
+func TestPermissions(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		a := newAuthEnv(t, eng, api.Config{})
+		aliceTask, bobTask := a.waiting("alice"), a.waiting("bob")
+		task := func(id uuid.UUID) string { return "/api/v1/tasks/" + id.String() }
+
+		type endpoint struct {
+			method, path string
+			body         func(caller string) any
+			want         [5]int // by callers: none, bad, alice, bob, admin
+		}
+		cancel := func(string) any { return apiv1.PatchTask{State: "canceled"} }
+		endpoints := []endpoint{
+			{"POST", "/api/v1/tasks", func(string) any { return apiv1.DispatchTask{Name: "stint.noop"} }, [5]int{401, 401, 202, 202, 202}},
+			{"GET", "/api/v1/tasks", nil, [5]int{401, 401, 200, 200, 200}},
+			{"GET", task(aliceTask), nil, [5]int{401, 401, 200, 404, 200}},
+			{"GET", task(bobTask), nil, [5]int{401, 401, 404, 200, 200}},
+			{"GET", task(uuid.New()), nil, [5]int{401, 401, 404, 404, 404}},
+			// alice's task is canceled just below: the owner and the admin get
+			// 409 (final), bob 404 (not 409: he may not know it exists).
+			{"PATCH", task(aliceTask), cancel, [5]int{401, 401, 409, 404, 409}},
+			{"GET", "/api/v1/workers", nil, [5]int{401, 401, 403, 403, 200}},
+			{"GET", "/api/v1/workers/w1", nil, [5]int{401, 401, 403, 403, 200}},
+			{"GET", "/api/v1/workers/nobody", nil, [5]int{401, 401, 403, 403, 404}},
+			{"GET", "/api/v1/events", nil, [5]int{401, 401, 200, 200, 200}},
+			{"GET", "/api/v1/status", nil, [5]int{200, 200, 200, 200, 200}},
+			{"GET", "/api/v1/openapi.json", nil, [5]int{200, 200, 200, 200, 200}},
+		}
+		// Canceling is checked on waiting tasks in TestCancelPermissions.
+		a.by["admin"].must("PATCH", task(aliceTask), apiv1.PatchTask{State: "canceled"}, 200, nil)
+		for _, ep := range endpoints {
+			for i, who := range callers {
+				want := ep.want[i]
+				var body any
+				if ep.body != nil {
+					body = ep.body(who)
+				}
+				var got int
+				if ep.path == "/api/v1/events" && want == 200 {
+					a.by[who].openEvents("") // fails the test unless 200 and a stream
+					got = 200
+				} else {
+					got = a.by[who].do(ep.method, ep.path, body).status
+				}
+				if got != want {
+					t.Errorf("%s %s as %s: %d, want %d", ep.method, ep.path, who, got, want)
+				}
+			}
+		}
+
+		// Lists: each user sees only its own tasks, the admin all of them.
+		owners := func(who, query string) map[string]int {
+			var page apiv1.Page[apiv1.Task]
+			a.by[who].must("GET", "/api/v1/tasks"+query, nil, 200, &page)
+			seen := map[string]int{}
+			for _, tk := range page.Results {
+				seen[tk.Owner]++
+			}
+			if page.Count != len(page.Results) {
+				t.Errorf("%s: count %d for %d results", who, page.Count, len(page.Results))
+			}
+			return seen
+		}
+		for _, c := range []struct {
+			who, query string
+			want       map[string]int
+		}{
+			// Two each (the waiting one, one from the POST row), and the admin's.
+			{"alice", "", map[string]int{"alice": 2}},
+			{"bob", "", map[string]int{"bob": 2}},
+			{"admin", "", map[string]int{"alice": 2, "bob": 2, "root": 1}},
+			{"alice", "?owner=bob", map[string]int{}},
+			{"alice", "?owner=alice", map[string]int{"alice": 2}},
+			{"admin", "?owner=bob", map[string]int{"bob": 2}},
+		} {
+			if got := owners(c.who, c.query); fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("GET /api/v1/tasks%s as %s: owners %v, want %v", c.query, c.who, got, c.want)
+			}
+		}
+		var workers apiv1.Page[apiv1.Worker]
+		a.by["admin"].must("GET", "/api/v1/workers", nil, 200, &workers)
+		if workers.Count != 1 || workers.Results[0].Name != "w1" {
+			t.Errorf("workers as admin: %+v", workers)
+		}
+	})
+}
+
+// TestCancelPermissions checks who may cancel under both cancel policies.
+func TestCancelPermissions(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		for _, c := range []struct {
+			policy api.CancelPolicy
+			want   map[string]int // status of canceling a waiting task of alice's
+		}{
+			{api.CancelOwner, map[string]int{"none": 401, "bad": 401, "alice": 200, "bob": 404, "admin": 200}},
+			{api.CancelAdminOnly, map[string]int{"none": 401, "bad": 401, "alice": 403, "bob": 403, "admin": 200}},
+		} {
+			t.Run(string(c.policy), func(t *testing.T) {
+				a := newAuthEnv(t, eng, api.Config{CancelPolicy: c.policy})
+				for _, who := range callers {
+					id := a.waiting("alice")
+					got := a.by[who].do("PATCH", "/api/v1/tasks/"+id.String(), apiv1.PatchTask{State: "canceled"})
+					if got.status != c.want[who] {
+						t.Errorf("cancel as %s: %d, want %d: %s", who, got.status, c.want[who], got.body)
+					}
+					state := a.by["alice"].task(id).State
+					if wantState := map[bool]string{true: "canceled", false: "waiting"}[got.status == 200]; state != wantState {
+						t.Errorf("after cancel as %s (%d): task is %s, want %s", who, got.status, state, wantState)
+					}
+				}
+			})
+		}
+		e := newEnv(t, eng, api.Config{})
+		if _, err := api.New(api.Config{Store: e.store, Registry: e.reg, CancelPolicy: "everyone"}); err == nil || !strings.Contains(err.Error(), "CancelPolicy") {
+			t.Errorf("an unknown cancel policy: %v", err)
+		}
+	})
+}
+
+// TestEventsShowOnlyWhatTheCallerMaySee follows alice's and bob's tasks on
+// their streams and the admin's.
+func TestEventsShowOnlyWhatTheCallerMaySee(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		a := newAuthEnv(t, eng, api.Config{})
+		streams := map[string]<-chan sseEvent{}
+		for _, who := range []string{"alice", "bob", "admin"} {
+			streams[who] = a.by[who].openEvents("")
+		}
+		aliceTask, bobTask := a.waiting("alice"), a.waiting("bob")
+		// bob naming alice's task explicitly still sees nothing of it.
+		bobSpying := a.by["bob"].openEvents("?task=" + aliceTask.String())
+		a.by["alice"].must("PATCH", "/api/v1/tasks/"+aliceTask.String(), apiv1.PatchTask{State: "canceled"}, 200, nil)
+		a.by["bob"].must("PATCH", "/api/v1/tasks/"+bobTask.String(), apiv1.PatchTask{State: "canceled"}, 200, nil)
+
+		// Read each stream until it showed the last event it should, then
+		// check it saw nothing else.
+		collect := func(who string, until map[uuid.UUID]bool) map[uuid.UUID][]string {
+			seen := map[uuid.UUID][]string{}
+			deadline := time.After(10 * time.Second)
+			for len(until) > 0 {
+				select {
+				case ev, ok := <-streams[who]:
+					if !ok {
+						t.Fatalf("%s's stream ended", who)
+					}
+					seen[ev.data.ID] = append(seen[ev.data.ID], ev.data.State)
+					if ev.data.State == "canceled" {
+						delete(until, ev.data.ID)
+					}
+				case <-deadline:
+					t.Fatalf("%s's stream: still waiting for %v; saw %v", who, until, seen)
+				}
+			}
+			return seen
+		}
+		for who, want := range map[string][]uuid.UUID{"alice": {aliceTask}, "bob": {bobTask}, "admin": {aliceTask, bobTask}} {
+			until := map[uuid.UUID]bool{}
+			for _, id := range want {
+				until[id] = true
+			}
+			seen := collect(who, until)
+			for id := range seen {
+				if !slices.Contains(want, id) {
+					t.Errorf("%s's stream showed task %s", who, id)
+				}
+			}
+		}
+		// bob's own stream showed bob's cancel, after alice's: by then the
+		// hub had handled alice's, and the spying stream had nothing.
+		select {
+		case ev := <-bobSpying:
+			t.Errorf("bob's stream of alice's task showed %+v", ev)
+		default:
+		}
+	})
+}
+
+// TestRevokedTokenRefusedAtOnce revokes a token and removes a user while
+// they are in use: the next request is a 401, and an open stream ends.
+func TestRevokedTokenRefusedAtOnce(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		a := newAuthEnv(t, eng, api.Config{})
+		second := a.addToken("alice")
+		alice2 := a.as(second.Secret)
+		alice2.must("GET", "/api/v1/tasks", nil, 200, nil)
+		stream := alice2.openEvents("")
+
+		if err := a.store.RevokeToken(a.ctx, second.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got := alice2.do("GET", "/api/v1/tasks", nil); got.status != 401 || got.header.Get("WWW-Authenticate") != `Bearer realm="stint", error="invalid_token"` {
+			t.Errorf("a revoked token: %d %q %s", got.status, got.header.Get("WWW-Authenticate"), got.body)
+		}
+		a.by["alice"].must("GET", "/api/v1/tasks", nil, 200, nil) // her other token still works
+		select {
+		case _, ok := <-stream:
+			if ok {
+				t.Error("the revoked token's stream showed an event")
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("the revoked token's stream is still open")
+		}
+
+		if err := a.store.DeleteUser(a.ctx, "bob"); err != nil {
+			t.Fatal(err)
+		}
+		if got := a.by["bob"].do("GET", "/api/v1/tasks", nil); got.status != 401 {
+			t.Errorf("a removed user's token: %d %s", got.status, got.body)
+		}
+	})
+}
+
+// TestBadAuthorizationHeaders checks each way an Authorization header can
+// be wrong: a 401 whose detail says what is wrong without quoting it.
+func TestBadAuthorizationHeaders(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		a := newAuthEnv(t, eng, api.Config{})
+		valid := a.addToken("alice")
+		id, _, _ := strings.Cut(strings.TrimPrefix(valid.Secret, "stint_"), "_")
+		for _, c := range []struct{ header, detail string }{
+			{"Basic YWxpY2U6c2VjcmV0c2VjcmV0c2VjcmV0", "expected Bearer"},
+			{"Bearer", "expected Bearer"},
+			{"Bearer not-a-stint-token-at-all", "malformed"},
+			{"Bearer stint_" + id + "_" + strings.Repeat("A", 43), "not valid"}, // a known id, a wrong secret
+			{"Bearer " + valid.Secret + "x", "malformed"},
+			{"bearer " + valid.Secret, ""}, // the scheme is case-insensitive
+		} {
+			got := a.withAuthorization(c.header).do("GET", "/api/v1/tasks", nil)
+			if c.detail == "" {
+				if got.status != 200 {
+					t.Errorf("%q: %d %s", c.header, got.status, got.body)
+				}
+				continue
+			}
+			if got.status != 401 || !strings.Contains(got.detail(), c.detail) {
+				t.Errorf("%q: %d %s, want 401 with %q", c.header, got.status, got.body, c.detail)
+			}
+		}
+	})
+}
+
+// TestOpenMode checks the server with no users: open to requests without
+// a token when allowed, closed otherwise, and closed by the first user.
+func TestOpenMode(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		closed := newEnv(t, eng, api.Config{})
+		if got := closed.do("GET", "/api/v1/tasks", nil); got.status != 401 || !strings.Contains(got.detail(), "stint user add") {
+			t.Errorf("no users, not open: %d %s", got.status, got.body)
+		}
+
+		open := newEnv(t, eng, api.Config{AllowOpen: true})
+		id := open.dispatch(apiv1.DispatchTask{Name: "stint.noop"})
+		if tk := open.task(id); tk.Owner != "" {
+			t.Errorf("a task of open mode has owner %q", tk.Owner)
+		}
+		open.must("GET", "/api/v1/workers", nil, 200, nil) // the anonymous caller is an admin
+		stream := open.openEvents("")
+
+		token := open.addUser("alice", store.RoleUser)
+		if got := open.do("GET", "/api/v1/tasks", nil); got.status != 401 || !strings.Contains(got.detail(), "authentication required") {
+			t.Errorf("open mode after the first user: %d %s", got.status, got.body)
+		}
+		select {
+		case _, ok := <-stream:
+			if ok {
+				t.Error("the open stream showed an event")
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("the open stream is still open after the first user")
+		}
+		var page apiv1.Page[apiv1.Task]
+		open.as(token).must("GET", "/api/v1/tasks", nil, 200, &page)
+		if page.Count != 0 {
+			t.Errorf("alice sees the anonymous tasks: %s", mustJSON(page))
+		}
+		open.must("GET", "/api/v1/status", nil, 200, nil) // still public
+	})
+}
+
+func mustJSON(v any) string {
+	raw, _ := json.Marshal(v)
+	return string(raw)
+}
