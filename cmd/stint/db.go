@@ -26,15 +26,20 @@ const (
 // dbFlag adds --db, defaulting to $STINT_DB, or to fallback when that is
 // unset too.
 func dbFlag(cmd *cobra.Command, target *string, fallback string) {
-	def := os.Getenv("STINT_DB")
-	if def == "" {
-		def = fallback
-	}
+	def := defaultDBValue(fallback)
 	usage := "database: postgres://user@host/dbname or sqlite:PATH (env STINT_DB)"
 	if fallback == "" {
 		usage = "database URL, postgres://user@host/dbname (env STINT_DB)"
 	}
 	cmd.Flags().StringVar(target, "db", def, usage)
+}
+
+// defaultDBValue is $STINT_DB, or fallback when it is unset.
+func defaultDBValue(fallback string) string {
+	if v := os.Getenv("STINT_DB"); v != "" {
+		return v
+	}
+	return fallback
 }
 
 // dbTarget is what a --db value names.

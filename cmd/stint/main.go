@@ -1,14 +1,18 @@
-// Command stint runs Stint's servers and talks to them: stint migrate,
-// stint worker and stint bench run against a database; see stint --help.
+// Command stint runs Stint's servers and talks to them: stint serve, api,
+// worker, migrate, bench and user work on a database; stint task, worker
+// list and status talk to a server; see stint --help.
 package main
 
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/stint-dev/stint/client"
 )
 
 func main() {
@@ -16,7 +20,11 @@ func main() {
 	err := newRootCommand().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "stint: "+oneLine(err.Error()))
+		msg := oneLine(err.Error())
+		if client.IsStatus(err, http.StatusUnauthorized) {
+			msg += " (pass --token or set STINT_TOKEN; stint user token NAME makes one)"
+		}
+		fmt.Fprintln(os.Stderr, "stint: "+msg)
 		os.Exit(exitCode(err))
 	}
 }

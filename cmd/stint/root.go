@@ -19,7 +19,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newMigrateCommand(), newWorkerCommand(), newBenchCommand(), newServeCommand(), newAPICommand(), newTaskCommand(), newStatusCommand())
+	root.AddCommand(newMigrateCommand(), newWorkerCommand(), newBenchCommand(), newServeCommand(), newAPICommand(), newTaskCommand(), newStatusCommand(), newUserCommand())
 	return root
 }
 

@@ -29,6 +29,8 @@ type serverFlags struct {
 	migrate      bool
 	maxBody      int64
 	shutdownWait time.Duration
+	cancelPolicy string
+	insecureOpen bool
 }
 
 func (f *serverFlags) register(cmd *cobra.Command, migrateByDefault bool, defaultDB string) {
@@ -38,6 +40,19 @@ func (f *serverFlags) register(cmd *cobra.Command, migrateByDefault bool, defaul
 	fl.BoolVar(&f.migrate, "migrate", migrateByDefault, "apply schema migrations at start")
 	fl.Int64Var(&f.maxBody, "max-body", api.DefaultMaxBodyBytes, "largest request body accepted, in bytes")
 	fl.DurationVar(&f.shutdownWait, "shutdown-grace", 30*time.Second, "time running tasks and requests get to finish at shutdown")
+	fl.StringVar(&f.cancelPolicy, "cancel-policy", "owner", "who may cancel a task: owner (its owner and admins) or admin-only")
+	fl.BoolVar(&f.insecureOpen, "insecure-no-auth", false, "serve a non-loopback --addr even when no users exist, open to anyone who can reach it")
+}
+
+// cancelPolicyValue translates --cancel-policy.
+func (f *serverFlags) cancelPolicyValue() (api.CancelPolicy, error) {
+	switch f.cancelPolicy {
+	case "owner":
+		return api.CancelOwner, nil
+	case "admin-only":
+		return api.CancelAdminOnly, nil
+	}
+	return "", fmt.Errorf("--cancel-policy %q: must be owner or admin-only", f.cancelPolicy)
 }
 
 func newServeCommand() *cobra.Command {
@@ -83,10 +98,21 @@ processes beside them.`,
 	return cmd
 }
 
+// isLoopback reports whether a listening address is reachable only from
+// this machine.
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
+
 // runServer serves the API, and runs a worker with the given slots if
 // workers > 0, until ctx ends.
 func runServer(ctx context.Context, command string, f serverFlags, workers int) error {
 	log := newLogger()
+	policy, err := f.cancelPolicyValue()
+	if err != nil {
+		return err
+	}
 	st, target, err := openStore(ctx, command, f.db, command != "serve")
 	if err != nil {
 		return err
@@ -104,21 +130,35 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 			return err
 		}
 	}
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("--addr %s: %w", f.addr, err)
+	}
+	defer ln.Close()
+	loopback := isLoopback(ln.Addr())
+	hasUsers, err := st.HasUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if !hasUsers {
+		if !loopback && !f.insecureOpen {
+			return fmt.Errorf("--addr %s: no users exist, so the API would be open to anyone who can reach it; add one first (stint user add NAME --role admin), listen on a loopback address, or pass --insecure-no-auth", f.addr)
+		}
+		log.Warn("no users exist: the API is open, without tokens, to anyone who can reach "+ln.Addr().String()+"; stint user add NAME --role admin closes it",
+			"addr", ln.Addr().String())
+	}
+
 	reg := stint.NewRegistry()
 	m := metrics.New(st, api.DefaultMissingAfter)
 	srv, err := api.New(api.Config{
 		Store: st, Registry: reg, Engine: target.engine, Version: version,
 		MaxBodyBytes: f.maxBody, Metrics: m, Logger: log,
+		AllowOpen: loopback || f.insecureOpen, CancelPolicy: policy,
 	})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return fmt.Errorf("--addr %s: %w", f.addr, err)
-	}
 	httpServer := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
 	var wg sync.WaitGroup

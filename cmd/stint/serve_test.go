@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bytes"
+	"github.com/stint-dev/stint/internal/syncbuf"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,23 +18,11 @@ type serveProcess struct {
 	exited chan struct{}
 	err    error // how it exited, once exited is closed
 
-	mu   sync.Mutex
-	logs bytes.Buffer
-}
-
-// Write collects the process's output.
-func (p *serveProcess) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.Write(b)
+	logs syncbuf.Buffer // its output
 }
 
 // output returns what the process printed so far.
-func (p *serveProcess) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.String()
-}
+func (p *serveProcess) output() string { return p.logs.String() }
 
 // freeAddr returns a loopback address no one listens on.
 func freeAddr(t *testing.T) string {
@@ -58,7 +45,7 @@ func startServe(t *testing.T, dir string, args ...string) *serveProcess {
 	p.cmd = exec.Command(binary, append([]string{"serve", "--addr", addr, "--workers", "4", "--shutdown-grace", "1s"}, args...)...)
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), "STINT_DB=", "STINT_SERVER=", "STINT_TOKEN=")
-	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
