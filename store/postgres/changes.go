@@ -3,13 +3,12 @@ package postgres
 import (
 	"context"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/stint-dev/stint/internal/changefeed"
 	"github.com/stint-dev/stint/store"
 )
 
@@ -19,26 +18,13 @@ import (
 // migration 0002).
 const changesChannel = "stint_changes"
 
-const (
-	// changesBuffer is how many batches the channel of Changes holds.
-	changesBuffer = 64
-	// maxBacklog is how many tasks the backlog of a slow reader of Changes
-	// holds before changes of further tasks are dropped.
-	maxBacklog = 100_000
-)
-
 // Changes implements store.Store with LISTEN on a dedicated connection,
 // which is destroyed rather than returned to the pool, and re-established
 // after errors.
 //
-// A slow reader never blocks the listener. Each notification is one batch;
-// the channel holds changesBuffer batches, and changes that arrive while it
-// is full wait in a backlog where they are coalesced: one entry per task,
-// with the latest state, in the order the tasks first changed. The backlog
-// goes out as one batch as soon as the channel has room, so a slow reader
-// receives fewer, larger batches and may miss intermediate states, never a
-// task's latest one. When the backlog holds 100,000 tasks, changes of
-// further tasks are dropped and counted (see DroppedChanges).
+// A slow reader never blocks the listener: each notification goes into a
+// changefeed.Backlog, which coalesces what the reader has not taken yet
+// and drops (and counts, see DroppedChanges) beyond its limit.
 //
 // An empty batch says that changes may have been lost: it follows each
 // reconnection of the listener and each drop, and a reader then re-reads
@@ -59,14 +45,14 @@ func (s *Store) Changes(ctx context.Context) (<-chan []store.TaskChange, error) 
 	if err != nil {
 		return nil, err
 	}
-	b := &changeBacklog{index: map[uuid.UUID]int{}, ready: make(chan struct{}, 1), dropped: &s.droppedChanges}
+	b := changefeed.NewBacklog(&s.droppedChanges)
 	listening := make(chan struct{})
 	go func() {
 		defer close(listening)
 		for {
 			n, err := conn.Conn().WaitForNotification(ctx)
 			if err == nil {
-				b.add(parseChanges(n.Payload))
+				b.Add(parseChanges(n.Payload))
 				continue
 			}
 			// Destroy the connection rather than return it to the pool
@@ -78,7 +64,7 @@ func (s *Store) Changes(ctx context.Context) (<-chan []store.TaskChange, error) 
 					return
 				}
 				if conn, err = listen(); err == nil {
-					b.lose()
+					b.Lose()
 					break
 				}
 				select {
@@ -89,35 +75,11 @@ func (s *Store) Changes(ctx context.Context) (<-chan []store.TaskChange, error) 
 			}
 		}
 	}()
-	out := make(chan []store.TaskChange, changesBuffer)
+	out := make(chan []store.TaskChange, changefeed.Buffer)
 	go func() {
-		// Close the channel once the listening connection is gone.
-		defer func() {
-			<-listening
-			close(out)
-		}()
-		send := func(batch []store.TaskChange) bool {
-			select {
-			case out <- batch:
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-b.ready:
-			}
-			batch, lost := b.take()
-			if len(batch) > 0 && !send(batch) {
-				return
-			}
-			if lost && !send([]store.TaskChange{}) {
-				return
-			}
-		}
+		b.Pump(ctx, nil, out)
+		<-listening // close the channel once the listening connection is gone
+		close(out)
 	}()
 	return out, nil
 }
@@ -126,70 +88,6 @@ func (s *Store) Changes(ctx context.Context) (<-chan []store.TaskChange, error) 
 // because they fell too far behind, since the store was opened. Above zero,
 // a reader is too slow for the rate of changes.
 func (s *Store) DroppedChanges() uint64 { return s.droppedChanges.Load() }
-
-// changeBacklog holds the changes the listener received and the sender has
-// not sent yet, coalesced by task.
-type changeBacklog struct {
-	mu      sync.Mutex
-	pending []store.TaskChange
-	index   map[uuid.UUID]int // position of each task in pending
-	lost    bool              // changes were lost since the last take
-	ready   chan struct{}     // signaled when there is something to take
-	dropped *atomic.Uint64
-}
-
-// add appends changes, or updates the pending change of their task, and
-// never blocks for long.
-func (b *changeBacklog) add(changes []store.TaskChange) {
-	if len(changes) == 0 {
-		return
-	}
-	b.mu.Lock()
-	for _, c := range changes {
-		if i, ok := b.index[c.ID]; ok {
-			b.pending[i].State = c.State
-			continue
-		}
-		if len(b.pending) >= maxBacklog {
-			b.dropped.Add(1)
-			b.lost = true
-			continue
-		}
-		b.index[c.ID] = len(b.pending)
-		b.pending = append(b.pending, c)
-	}
-	b.mu.Unlock()
-	b.signal()
-}
-
-// lose records that changes were lost.
-func (b *changeBacklog) lose() {
-	b.mu.Lock()
-	b.lost = true
-	b.mu.Unlock()
-	b.signal()
-}
-
-func (b *changeBacklog) signal() {
-	select {
-	case b.ready <- struct{}{}:
-	default:
-	}
-}
-
-// take empties the backlog and returns what it held.
-func (b *changeBacklog) take() (batch []store.TaskChange, lost bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	batch, lost = b.pending, b.lost
-	b.pending, b.lost = nil, false
-	if len(b.index) > 4096 {
-		b.index = map[uuid.UUID]int{} // let a large backlog's table go
-	} else {
-		clear(b.index)
-	}
-	return batch, lost
-}
 
 // parseChanges reads a notification of changesChannel, skipping malformed
 // lines.

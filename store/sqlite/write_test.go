@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/stint-dev/stint/internal/changefeed"
 	"github.com/stint-dev/stint/store"
 )
 
@@ -63,9 +64,9 @@ func TestReadsDoNotWaitForTheWriter(t *testing.T) {
 	}
 }
 
-// TestChangesOverflow fills a reader's backlog past maxBacklog: the reader
-// gets every task it kept, coalesced, then an empty batch saying that
-// changes were lost, and the store counts them.
+// TestChangesOverflow fills a reader's backlog past changefeed.MaxBacklog:
+// the reader gets every task it kept, coalesced, then an empty batch saying
+// that changes were lost, and the store counts them.
 func TestChangesOverflow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -80,13 +81,13 @@ func TestChangesOverflow(t *testing.T) {
 	}
 	// Fill the channel's buffer with small batches, then the backlog.
 	first := uuid.Must(uuid.NewV7())
-	for range changesBuffer + 1 {
+	for range changefeed.Buffer + 1 {
 		st.hub.publish([]store.TaskChange{{ID: first, State: store.StateWaiting}}, false)
 	}
 	time.Sleep(50 * time.Millisecond) // let the sender block on the full channel
 	st.hub.publish([]store.TaskChange{{ID: first, State: store.StateCompleted}}, false)
 	var big []store.TaskChange
-	for range maxBacklog + 10 {
+	for range changefeed.MaxBacklog + 10 {
 		big = append(big, store.TaskChange{ID: uuid.Must(uuid.NewV7()), State: store.StateRunning})
 	}
 	st.hub.publish(big, false)
