@@ -53,6 +53,10 @@ var ErrNotFound = errors.New("not found")
 // ErrExists is returned when a user of that name already exists.
 var ErrExists = errors.New("already exists")
 
+// ErrNotFinal is returned when an operation needs a final task (DeleteTask)
+// and the task is still waiting, running or canceling.
+var ErrNotFinal = errors.New("task is not final")
+
 // ErrFinal is returned when an operation needs an incomplete task and the
 // task is final.
 var ErrFinal = errors.New("task is final")
@@ -132,6 +136,75 @@ type ClaimParams struct {
 	Worker string   // the claiming worker's name
 	Names  []string // the task names the worker can run
 	Limit  int      // at most this many tasks
+	// Versions are the components the worker provides and their versions.
+	// A task whose Versions it does not satisfy (see internal/versions) is
+	// not claimed, and does not hold up the tasks behind it in the claim
+	// order.
+	Versions map[string]string
+}
+
+// ImmediateParams asks DispatchImmediate to run a task inline.
+type ImmediateParams struct {
+	// Worker is the name the run is claimed under: a worker registered by
+	// the process that runs it inline.
+	Worker string
+	// Deferred: when the task's resources are busy, leave it waiting for a
+	// worker (true) or end it skipped (false).
+	Deferred bool
+}
+
+// TaskGroup is a set of tasks a client follows as one (DESIGN §1).
+type TaskGroup struct {
+	ID          uuid.UUID
+	Description string
+	Owner       string
+	CreatedAt   time.Time
+	// AllTasksDispatched: no more tasks will be dispatched into the group
+	// by clients. A group is done when it is sealed so and every task in it
+	// is final.
+	AllTasksDispatched bool
+	// Counts are the group's tasks per state; states with none are absent.
+	Counts map[State]int
+	// Tasks are the ids of the group's tasks in dispatch order. Filled by
+	// TaskGroup only; nil in lists.
+	Tasks []uuid.UUID
+}
+
+// Done reports whether the group is sealed and all its tasks are final.
+func (g *TaskGroup) Done() bool {
+	if !g.AllTasksDispatched {
+		return false
+	}
+	for state, n := range g.Counts {
+		if n > 0 && !state.Final() {
+			return false
+		}
+	}
+	return true
+}
+
+// NewTaskGroup is what CreateTaskGroup inserts.
+type NewTaskGroup struct {
+	ID                 uuid.UUID // a UUIDv7
+	Description        string
+	Owner              string
+	AllTasksDispatched bool
+}
+
+// TaskGroupFilter selects task groups for ListTaskGroups, newest first.
+// Zero fields do not filter.
+type TaskGroupFilter struct {
+	Owner              string
+	AllTasksDispatched *bool
+	Limit              int // at most this many; 0 means no limit
+	Offset             int
+}
+
+// PurgeParams selects the final tasks Purge deletes.
+type PurgeParams struct {
+	FinishedBefore time.Time // finished strictly before this time
+	States         []State   // final states only; empty means none
+	Limit          int       // at most this many in one call, > 0
 }
 
 // Outcome is how one run of a task ended. Attempt is the fencing token the
@@ -300,6 +373,14 @@ type Store interface {
 	// UnblockedAt set. Order on each resource agrees with commit order.
 	Dispatch(ctx context.Context, tasks []NewTask) ([]*Task, error)
 
+	// DispatchImmediate dispatches one task and, in the same transaction,
+	// claims it for p.Worker when it is runnable at once: it returns the
+	// task running, with its Attempt, for the caller to run inline and
+	// Finish. When the task is not runnable at once it stays waiting, for a
+	// worker, if p.Deferred; otherwise it ends skipped, leaving its queues
+	// as a canceled task does.
+	DispatchImmediate(ctx context.Context, t NewTask, p ImmediateParams) (*Task, error)
+
 	// Claim moves up to p.Limit runnable tasks to running, oldest first, and
 	// returns them with a new Attempt each.
 	Claim(ctx context.Context, p ClaimParams) ([]*Task, error)
@@ -321,6 +402,32 @@ type Store interface {
 
 	// Task returns one task, or ErrNotFound.
 	Task(ctx context.Context, id uuid.UUID) (*Task, error)
+
+	// DeleteTask removes a final task; ErrNotFound, or ErrNotFinal.
+	DeleteTask(ctx context.Context, id uuid.UUID) error
+	// Purge deletes up to p.Limit final tasks in p.States that finished
+	// before p.FinishedBefore, oldest first, in one short transaction, and
+	// returns how many it deleted. Callers loop until it returns less than
+	// p.Limit, so that no lock is held for long.
+	Purge(ctx context.Context, p PurgeParams) (int, error)
+
+	// CreateTaskGroup creates a group and dispatches tasks into it, all in
+	// one transaction: either the group and every task exist, or nothing
+	// does. The tasks' TaskGroup must be g.ID. It returns the group as
+	// TaskGroup does, and the tasks as Dispatch does.
+	CreateTaskGroup(ctx context.Context, g NewTaskGroup, tasks []NewTask) (*TaskGroup, []*Task, error)
+	// TaskGroup returns a group with its counts and task ids, or
+	// ErrNotFound.
+	TaskGroup(ctx context.Context, id uuid.UUID) (*TaskGroup, error)
+	// ListTaskGroups returns a page of groups, newest first, with their
+	// counts, and how many groups f selects in all.
+	ListTaskGroups(ctx context.Context, f TaskGroupFilter) ([]*TaskGroup, int, error)
+	// SealTaskGroup sets AllTasksDispatched (idempotent) and returns the
+	// group; ErrNotFound.
+	SealTaskGroup(ctx context.Context, id uuid.UUID) (*TaskGroup, error)
+	// CancelTaskGroup seals a group and cancels each of its incomplete
+	// tasks as Cancel does, and returns the group; ErrNotFound.
+	CancelTaskGroup(ctx context.Context, id uuid.UUID) (*TaskGroup, error)
 
 	// ListTasks returns a page of the tasks f selects, in f's order, and how
 	// many tasks f selects in all (ignoring Limit and Offset).

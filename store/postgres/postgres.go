@@ -142,6 +142,25 @@ func DispatchTx(ctx context.Context, q Querier, tasks []store.NewTask) ([]*store
 	if len(tasks) == 0 {
 		return nil, nil
 	}
+	ids, args, err := dispatchArgs(tasks)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM stint_dispatch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, args...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	got, err := collectTasks(rows)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return inOrder(ids, got), nil
+}
+
+// dispatchArgs encodes tasks as the ten array arguments of stint_dispatch
+// (and of stint_dispatch_immediate, which begins with the same ten), and
+// returns their ids.
+func dispatchArgs(tasks []store.NewTask) ([]uuid.UUID, []any, error) {
 	n := len(tasks)
 	ids := make([]uuid.UUID, n)
 	names := make([]string, n)
@@ -161,7 +180,7 @@ func DispatchTx(ctx context.Context, q Querier, tasks []store.NewTask) ([]*store
 		}
 		v, err := json.Marshal(t.Versions)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		versions[i] = string(v)
 		if t.Versions == nil {
@@ -177,16 +196,7 @@ func DispatchTx(ctx context.Context, q Querier, tasks []store.NewTask) ([]*store
 	if res == nil {
 		res, resTask, resExclusive = []string{}, []int32{}, []bool{}
 	}
-	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM stint_dispatch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		ids, names, args, owners, versions, parents, groups, resTask, res, resExclusive)
-	if err != nil {
-		return nil, classify(err)
-	}
-	got, err := collectTasks(rows)
-	if err != nil {
-		return nil, classify(err)
-	}
-	return inOrder(ids, got), nil
+	return ids, []any{ids, names, args, owners, versions, parents, groups, resTask, res, resExclusive}, nil
 }
 
 // inOrder returns tasks in the order of ids.
@@ -209,7 +219,15 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Task, 
 	if p.Limit <= 0 || len(p.Names) == 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+taskColumns+` FROM stint_claim($1, $2, $3)`, p.Worker, p.Names, p.Limit)
+	provided := []byte("{}")
+	if len(p.Versions) > 0 {
+		var err error
+		if provided, err = json.Marshal(p.Versions); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+taskColumns+` FROM stint_claim($1, $2, $3, $4)`,
+		p.Worker, p.Names, p.Limit, provided)
 	if err != nil {
 		return nil, err
 	}

@@ -67,23 +67,32 @@ const (
 		RETURNING resource, exclusive OR NOT EXISTS (SELECT 1 FROM stint_task_resources e
 			WHERE e.resource = stint_task_resources.resource AND e.seq < ?1)`
 
+	// sqlNoEarlierConflict holds for a task c when no earlier entry
+	// conflicts with any of its queue entries, checked from the queues
+	// themselves: the second line of defence of the claims, which do not
+	// trust the ready flags alone.
+	sqlNoEarlierConflict = `NOT EXISTS (
+				SELECT 1 FROM stint_task_resources mine
+				WHERE mine.seq = c.seq AND (
+					(mine.exclusive AND EXISTS (SELECT 1 FROM stint_task_resources e
+						WHERE e.resource = mine.resource AND e.seq < mine.seq))
+					OR EXISTS (SELECT 1 FROM stint_task_resources e INDEXED BY stint_task_resources_exclusive
+						WHERE e.resource = mine.resource AND e.seq < mine.seq AND e.exclusive)))`
+
 	// sqlClaim moves runnable tasks to running, oldest first, with a new
-	// fencing token each. As a second line of defence it does not trust
-	// the ready flags alone: it checks from the queues themselves that no
-	// earlier conflicting entry precedes any of the task's entries.
+	// fencing token each, passing over the tasks whose requirement the
+	// worker's versions (?5, a JSON object) do not satisfy. Tasks without
+	// a requirement ('{}', nearly all) are told apart by the comparison,
+	// which comes first in the OR, which SQLite evaluates in order: only
+	// the others call stint_versions_ok (versions.go).
 	sqlClaim = `UPDATE stint_tasks
 		SET state = 'running', worker = ?1, attempt = attempt + 1, started_at = ?2, updated_at = ?2
 		WHERE seq IN (
 			SELECT c.seq FROM stint_tasks c
 			WHERE c.state = 'waiting' AND c.unblocked_at IS NOT NULL
 			  AND c.name IN (SELECT value FROM json_each(?3))
-			  AND NOT EXISTS (
-				SELECT 1 FROM stint_task_resources mine
-				WHERE mine.seq = c.seq AND (
-					(mine.exclusive AND EXISTS (SELECT 1 FROM stint_task_resources e
-						WHERE e.resource = mine.resource AND e.seq < mine.seq))
-					OR EXISTS (SELECT 1 FROM stint_task_resources e INDEXED BY stint_task_resources_exclusive
-						WHERE e.resource = mine.resource AND e.seq < mine.seq AND e.exclusive)))
+			  AND (c.versions = '{}' OR stint_versions_ok(c.versions, ?5))
+			  AND ` + sqlNoEarlierConflict + `
 			ORDER BY c.seq
 			LIMIT ?4)
 		RETURNING ` + taskColumns
@@ -128,6 +137,7 @@ var writeStatements = []string{
 	sqlEnqueue, sqlInsertTask, sqlPromote, sqlUnblock, sqlDequeue, sqlClaim, sqlFinish,
 	sqlLookup, sqlTaskBySeq, sqlCancelWaiting, sqlCancelRunning, sqlSaveOutputs,
 	sqlRegisterWorker, sqlHeartbeat, sqlTaskStates, sqlRemoveWorker,
+	sqlImmediateClaim, sqlSkip, sqlWorkerVersions,
 }
 
 // Dispatch implements store.Store. The tasks are inserted in order, in one
@@ -148,47 +158,14 @@ func (s *Store) Dispatch(ctx context.Context, tasks []store.NewTask) ([]*store.T
 	out := make([]*store.Task, len(rows))
 	err := s.write(ctx, func(w *wtx) error {
 		for i, p := range rows {
-			seq := w.s.nextSeq
-			w.s.nextSeq++
-			blocked := 0
-			for _, list := range []struct {
-				res       []string
-				exclusive int
-			}{{p.exclusive, 1}, {p.shared, 0}} {
-				for _, r := range list.res {
-					var ready bool
-					if err := w.queryRow(sqlEnqueue, r, seq, list.exclusive).Scan(&ready); err != nil {
-						return fmt.Errorf("task %s: queue on %q: %w", p.id, r, err)
-					}
-					if !ready {
-						blocked++
-					}
-				}
+			t, err := w.insertTask(p)
+			if err != nil {
+				return err
 			}
-			var unblocked sql.NullInt64
-			if blocked == 0 {
-				unblocked = sql.NullInt64{Int64: w.now, Valid: true}
+			if t.UnblockedAt != nil {
 				w.wake = true
 			}
-			if _, err := w.exec(sqlInsertTask, seq, p.id, p.nt.Name, p.args, p.nt.Owner, w.now, w.now,
-				unblocked, p.exclJSON, p.sharedJSON, p.versions, blocked,
-				uuidArg(p.nt.ParentTask), uuidArg(p.nt.TaskGroup)); err != nil {
-				return fmt.Errorf("task %s: %w", p.id, err)
-			}
-			versions := map[string]string{}
-			for k, v := range p.nt.Versions {
-				versions[k] = v
-			}
-			out[i] = &store.Task{
-				ID: p.nt.ID, Seq: seq, Name: p.nt.Name, State: store.StateWaiting,
-				Args: json.RawMessage(p.args), Owner: p.nt.Owner,
-				CreatedAt: timeOf(w.now), UpdatedAt: timeOf(w.now), UnblockedAt: nullTime(unblocked),
-				ExclusiveResources: p.exclusive, SharedResources: p.shared, Versions: versions,
-				ParentTask: cloneUUID(p.nt.ParentTask), TaskGroup: cloneUUID(p.nt.TaskGroup),
-				Outputs: store.Outputs{NonFatalErrors: []store.TaskError{}, ProgressReports: []store.ProgressReport{},
-					CreatedResources: []string{}},
-			}
-			w.change(p.nt.ID, store.StateWaiting)
+			out[i] = t
 		}
 		return nil
 	})
@@ -196,6 +173,52 @@ func (s *Store) Dispatch(ctx context.Context, tasks []store.NewTask) ([]*store.T
 		return nil, err
 	}
 	return out, nil
+}
+
+// insertTask inserts one task, waiting, queued behind every earlier
+// incomplete task on its resources, and records the change. It returns the
+// task as stored; the caller wakes workers if it is runnable.
+func (w *wtx) insertTask(p prepared) (*store.Task, error) {
+	seq := w.s.nextSeq
+	w.s.nextSeq++
+	blocked := 0
+	for _, list := range []struct {
+		res       []string
+		exclusive int
+	}{{p.exclusive, 1}, {p.shared, 0}} {
+		for _, r := range list.res {
+			var ready bool
+			if err := w.queryRow(sqlEnqueue, r, seq, list.exclusive).Scan(&ready); err != nil {
+				return nil, fmt.Errorf("task %s: queue on %q: %w", p.id, r, err)
+			}
+			if !ready {
+				blocked++
+			}
+		}
+	}
+	var unblocked sql.NullInt64
+	if blocked == 0 {
+		unblocked = sql.NullInt64{Int64: w.now, Valid: true}
+	}
+	if _, err := w.exec(sqlInsertTask, seq, p.id, p.nt.Name, p.args, p.nt.Owner, w.now, w.now,
+		unblocked, p.exclJSON, p.sharedJSON, p.versions, blocked,
+		uuidArg(p.nt.ParentTask), uuidArg(p.nt.TaskGroup)); err != nil {
+		return nil, fmt.Errorf("task %s: %w", p.id, err)
+	}
+	versions := map[string]string{}
+	for k, v := range p.nt.Versions {
+		versions[k] = v
+	}
+	w.change(p.nt.ID, store.StateWaiting)
+	return &store.Task{
+		ID: p.nt.ID, Seq: seq, Name: p.nt.Name, State: store.StateWaiting,
+		Args: json.RawMessage(p.args), Owner: p.nt.Owner,
+		CreatedAt: timeOf(w.now), UpdatedAt: timeOf(w.now), UnblockedAt: nullTime(unblocked),
+		ExclusiveResources: p.exclusive, SharedResources: p.shared, Versions: versions,
+		ParentTask: cloneUUID(p.nt.ParentTask), TaskGroup: cloneUUID(p.nt.TaskGroup),
+		Outputs: store.Outputs{NonFatalErrors: []store.TaskError{}, ProgressReports: []store.ProgressReport{},
+			CreatedResources: []string{}},
+	}, nil
 }
 
 func cloneUUID(id *uuid.UUID) *uuid.UUID {
@@ -307,10 +330,16 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Task, 
 	if err != nil {
 		return nil, err
 	}
+	provided := "{}"
+	if len(p.Versions) > 0 {
+		if provided, err = jsonText("versions", p.Versions); err != nil {
+			return nil, err
+		}
+	}
 	var tasks []*store.Task
 	err = s.write(ctx, func(w *wtx) error {
 		tasks = tasks[:0]
-		rows, err := w.query(sqlClaim, p.Worker, w.now, string(names), p.Limit)
+		rows, err := w.query(sqlClaim, p.Worker, w.now, string(names), p.Limit, provided)
 		if err != nil {
 			return err
 		}

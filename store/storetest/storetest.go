@@ -43,6 +43,22 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Changes", func(t *testing.T) { testChanges(t, open) })
 	t.Run("ChangesWithASlowReader", func(t *testing.T) { testChangesSlowReader(t, open) })
 	t.Run("Users", func(t *testing.T) { testUsers(t, open) })
+	t.Run("CreateTaskGroup", func(t *testing.T) { testCreateTaskGroup(t, open) })
+	t.Run("TaskGroupOf1000UnderWork", func(t *testing.T) { testTaskGroupConcurrentWork(t, open) })
+	t.Run("TaskGroupAllOrNothing", func(t *testing.T) { testTaskGroupAllOrNothing(t, open) })
+	t.Run("TaskGroupScheduling", func(t *testing.T) { testTaskGroupScheduling(t, open) })
+	t.Run("TaskGroupCounts", func(t *testing.T) { testTaskGroupCounts(t, open) })
+	t.Run("TaskGroupDone", func(t *testing.T) { testTaskGroupDone(t, open) })
+	t.Run("ListTaskGroups", func(t *testing.T) { testListTaskGroups(t, open) })
+	t.Run("SealTaskGroup", func(t *testing.T) { testSealTaskGroup(t, open) })
+	t.Run("TaskGroupNotFound", func(t *testing.T) { testTaskGroupNotFound(t, open) })
+	t.Run("CancelTaskGroup", func(t *testing.T) { testCancelTaskGroup(t, open) })
+	t.Run("CancelTaskGroupRacesWorkers", func(t *testing.T) { testCancelTaskGroupRaces(t, open) })
+	t.Run("DeleteTask", func(t *testing.T) { testDeleteTask(t, open) })
+	t.Run("Purge", func(t *testing.T) { testPurge(t, open) })
+	t.Run("ClaimVersions", func(t *testing.T) { testClaimVersions(t, open) })
+	t.Run("VersionsDoNotHoldUpTheQueue", func(t *testing.T) { testVersionsDoNotHoldUpTheQueue(t, open) })
+	t.Run("DispatchImmediate", func(t *testing.T) { testDispatchImmediate(t, open) })
 }
 
 func ctxFor(t *testing.T) context.Context {
