@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/stint-dev/stint/store"
 )
 
 // SleepArgs are the args of the built-in task stint.sleep.
@@ -76,7 +78,72 @@ type NoopArgs struct{}
 // benchmarks run it.
 func Noop(context.Context, *Run, NoopArgs) (struct{}, error) { return struct{}{}, nil }
 
+// PurgeArgs are the args of the built-in task stint.purge.
+type PurgeArgs struct {
+	// FinishedBefore: tasks that finished at or after it are kept.
+	FinishedBefore time.Time `json:"finished_before"`
+	// States are the final states to delete, such as "completed".
+	States []store.State `json:"states"`
+}
+
+// Validate implements ArgsValidator.
+func (a PurgeArgs) Validate() error {
+	if a.FinishedBefore.IsZero() {
+		return errors.New("finished_before is required")
+	}
+	if len(a.States) == 0 {
+		return errors.New("states: name at least one final state")
+	}
+	for _, s := range a.States {
+		if !s.Valid() || !s.Final() {
+			return fmt.Errorf("states: %q is not a final state", s)
+		}
+	}
+	return nil
+}
+
+// PurgeResult is the result of stint.purge.
+type PurgeResult struct {
+	Deleted int `json:"deleted"`
+}
+
+// PurgeBatch is how many tasks stint.purge deletes in one transaction.
+const PurgeBatch = 1000
+
+// Purge is the built-in task stint.purge: it deletes the final tasks in
+// args.States that finished before args.FinishedBefore, PurgeBatch at a
+// time, each batch in its own short transaction, reporting progress, until
+// none is left or it is canceled.
+func Purge(ctx context.Context, run *Run, args PurgeArgs) (PurgeResult, error) {
+	if run.client == nil {
+		return PurgeResult{}, errors.New("stint.purge: this run has no store")
+	}
+	var res PurgeResult
+	report := func(state string) {
+		run.Progress(ProgressReport{Code: "stint.purge", Message: "Deleting finished tasks", State: state, Done: int64(res.Deleted)})
+	}
+	report("running")
+	for {
+		if err := ctx.Err(); err != nil {
+			report("canceled")
+			return res, err
+		}
+		n, err := run.client.store.Purge(ctx, store.PurgeParams{FinishedBefore: args.FinishedBefore, States: args.States, Limit: PurgeBatch})
+		if err != nil {
+			report("failed")
+			return res, err
+		}
+		res.Deleted += n
+		if n < PurgeBatch {
+			report("completed")
+			return res, nil
+		}
+		report("running")
+	}
+}
+
 func registerBuiltins(reg *Registry) {
 	Register(reg, "stint.noop", Noop)
 	Register(reg, "stint.sleep", Sleep)
+	Register(reg, "stint.purge", Purge)
 }

@@ -5,7 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/stint-dev/stint/internal/versions"
 	"github.com/stint-dev/stint/store"
 )
 
@@ -43,7 +45,9 @@ type DispatchRequest struct {
 	SharedResources    []string
 	// Owner is recorded on the task (the API sets it to the caller).
 	Owner string
-	// Versions are minimum versions of components a worker must provide.
+	// Versions are minimum versions of components a worker must provide,
+	// such as {"myplugin": "1.4.0"}: one to four dot-separated numbers
+	// each (see WorkerConfig.Versions).
 	Versions map[string]string
 	// TaskGroup puts the task in a group.
 	TaskGroup *uuid.UUID
@@ -126,9 +130,6 @@ func (c *Client) BlockedBy(ctx context.Context, id uuid.UUID) ([]Blocker, error)
 	return c.store.BlockedBy(ctx, id)
 }
 
-// versionRE is a minimum version: one to three dot-separated numbers.
-var versionRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+){0,2}$`)
-
 func (c *Client) prepare(r DispatchRequest, index int) (store.NewTask, error) {
 	bad := func(field, format string, a ...any) error {
 		return &ValidationError{Index: index, Field: field, Message: fmt.Sprintf(format, a...)}
@@ -152,12 +153,15 @@ func (c *Client) prepare(r DispatchRequest, index int) (store.NewTask, error) {
 	if rerr != nil {
 		return nt, bad(rerr.field, "%s", rerr.msg)
 	}
-	for comp, v := range r.Versions {
-		if comp == "" {
-			return nt, bad("versions", "component name is empty")
+	// The rule of versions.Validate, component by component in name order,
+	// so that the error names the component at fault, and is the same for
+	// the same request every time.
+	for _, comp := range slices.Sorted(maps.Keys(r.Versions)) {
+		if strings.TrimSpace(comp) == "" {
+			return nt, bad("versions", "a component name is empty")
 		}
-		if !versionRE.MatchString(v) {
-			return nt, bad("versions", "%q for %s is not a version such as 1.4.0", v, comp)
+		if _, err := versions.Parse(r.Versions[comp]); err != nil {
+			return nt, bad("versions."+comp, "%v", err)
 		}
 	}
 	id, err := uuid.NewV7()

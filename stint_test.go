@@ -223,7 +223,7 @@ func TestDispatchValidation(t *testing.T) {
 			{"empty exclusive resource", stint.DispatchRequest{Name: "stint.noop", ExclusiveResources: []string{"a", ""}}, "exclusive_resources[1]"},
 			{"over-long shared resource", stint.DispatchRequest{Name: "stint.noop", SharedResources: []string{long}}, "shared_resources[0]"},
 			{"control character", stint.DispatchRequest{Name: "stint.noop", SharedResources: []string{"a\nb"}}, "shared_resources[0]"},
-			{"bad version", stint.DispatchRequest{Name: "stint.noop", Versions: map[string]string{"plugin": "latest"}}, "versions"},
+			{"bad version", stint.DispatchRequest{Name: "stint.noop", Versions: map[string]string{"plugin": "latest"}}, "versions.plugin"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {

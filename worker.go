@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stint-dev/stint/internal/versions"
 	"github.com/stint-dev/stint/internal/worker"
 	"github.com/stint-dev/stint/store"
 )
@@ -21,7 +22,9 @@ type WorkerConfig struct {
 	Name string
 	// Concurrency is how many tasks run at once; default the number of CPUs.
 	Concurrency int
-	// Versions are the versions of the components this worker provides.
+	// Versions are the versions of the components this worker provides,
+	// such as {"myplugin": "2.1"}: one to four dot-separated numbers each.
+	// The worker claims only the tasks whose minimum versions they meet.
 	Versions map[string]string
 	// PollInterval: the worker looks for tasks at least this often, in case
 	// a wake-up was missed; default 1 s.
@@ -72,15 +75,13 @@ func NewWorker(st store.Store, reg *Registry, cfg WorkerConfig) (*Worker, error)
 		cfg.Concurrency = runtime.NumCPU()
 	}
 	if cfg.WorkDir == "" {
-		cfg.WorkDir = filepath.Join(os.TempDir(), "stint-worker-"+strings.NewReplacer("/", "_", "@", "_").Replace(cfg.Name))
+		cfg.WorkDir = defaultWorkDir(cfg.Name)
+	}
+	if err := versions.Validate(cfg.Versions); err != nil {
+		return nil, fmt.Errorf("stint: worker versions: %w", err)
 	}
 	host, _ := os.Hostname()
-	client := NewClient(st, reg)
-	handler := func(ctx context.Context, t *store.Task, rec *worker.Recorder) (json.RawMessage, *store.TaskError) {
-		run := &Run{task: t, rec: rec, client: client, workRoot: cfg.WorkDir}
-		defer run.cleanup()
-		return reg.execute(ctx, run)
-	}
+	handler := NewClient(st, reg).handler(cfg.WorkDir)
 	inner, err := worker.New(st, worker.Config{
 		Name: cfg.Name, Hostname: host, PID: os.Getpid(), Concurrency: cfg.Concurrency,
 		ClaimBatch: cfg.Concurrency, Names: reg.Names(), Versions: cfg.Versions, Handler: handler,
@@ -92,6 +93,23 @@ func NewWorker(st store.Store, reg *Registry, cfg WorkerConfig) (*Worker, error)
 		return nil, err
 	}
 	return &Worker{inner: inner, name: cfg.Name, workDir: cfg.WorkDir}, nil
+}
+
+// defaultWorkDir is the working directory of the worker named name when
+// its configuration sets none.
+func defaultWorkDir(name string) string {
+	return filepath.Join(os.TempDir(), "stint-worker-"+strings.NewReplacer("/", "_", "@", "_").Replace(name))
+}
+
+// handler runs the tasks of c's registry, each with a Run whose children
+// are dispatched through c and whose working directory is under workRoot.
+// Workers and immediate dispatches run tasks through it.
+func (c *Client) handler(workRoot string) worker.Handler {
+	return func(ctx context.Context, t *store.Task, rec *worker.Recorder) (json.RawMessage, *store.TaskError) {
+		run := &Run{task: t, rec: rec, client: c, workRoot: workRoot}
+		defer run.cleanup()
+		return c.reg.execute(ctx, run)
+	}
 }
 
 // Name returns the worker's name.

@@ -12,12 +12,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/stint-dev/stint/internal/versions"
 	"github.com/stint-dev/stint/store"
 )
 
@@ -33,7 +36,7 @@ type Config struct {
 	Concurrency       int               // slots; default 1
 	ClaimBatch        int               // most tasks per claim; default 100
 	Names             []string          // task names this worker runs; required
-	Versions          map[string]string // component versions it provides
+	Versions          map[string]string // component versions it provides; see internal/versions
 	Handler           Handler           // runs a task; required
 	PollInterval      time.Duration     // claim at least this often; default 1 s
 	HeartbeatInterval time.Duration     // default 2 s
@@ -79,6 +82,11 @@ type runningTask struct {
 func New(st store.Store, cfg Config) (*Worker, error) {
 	if cfg.Name == "" || cfg.Handler == nil || len(cfg.Names) == 0 {
 		return nil, errors.New("worker: Name, Handler and Names are required")
+	}
+	// A version that does not parse would satisfy no requirement, silently:
+	// refuse it at start-up instead.
+	if err := versions.Validate(cfg.Versions); err != nil {
+		return nil, fmt.Errorf("worker: versions: %w", err)
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 1
@@ -175,7 +183,8 @@ func (w *Worker) claimLoop(ctx context.Context, wakeups <-chan struct{}, tasks *
 	for {
 		if free := w.free(); more && free > 0 {
 			limit := min(free, w.cfg.ClaimBatch)
-			claimed, err := w.store.Claim(ctx, store.ClaimParams{Worker: w.cfg.Name, Names: w.cfg.Names, Limit: limit})
+			claimed, err := w.store.Claim(ctx, store.ClaimParams{Worker: w.cfg.Name, Names: w.cfg.Names, Limit: limit,
+				Versions: w.cfg.Versions})
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -219,20 +228,8 @@ func (w *Worker) start(t *store.Task, tasks *sync.WaitGroup) {
 	go func() {
 		defer tasks.Done()
 		defer cancel()
-		rec := newRecorder(w.store, t, cancel)
-		result, taskErr := w.cfg.Handler(ctx, t, rec)
+		outcome := Execute(ctx, w.store, t, w.cfg.Handler, w.log)
 		ran := time.Since(rt.began)
-		rec.stop()
-		if err := rec.Flush(context.Background()); err != nil {
-			w.log.Warn("saving outputs failed", "task", t.ID, "error", err)
-		}
-		outcome := store.Outcome{ID: t.ID, Attempt: t.Attempt, State: store.StateCompleted, Result: result}
-		if taskErr != nil {
-			outcome.State, outcome.Result, outcome.Error = store.StateFailed, nil, taskErr
-			if ctx.Err() != nil {
-				outcome.State = store.StateCanceled
-			}
-		}
 		if w.report(outcome) && w.cfg.Finished != nil {
 			w.cfg.Finished(t.Name, outcome.State, ran)
 		}
@@ -244,6 +241,51 @@ func (w *Worker) start(t *store.Task, tasks *sync.WaitGroup) {
 		default:
 		}
 	}()
+}
+
+// Execute runs one claimed task t with h in the calling goroutine, with the
+// machinery of a worker's run: a Recorder for its outputs, fenced by the
+// run's attempt (when the run no longer owns the task, ctx of the handler
+// is canceled), the outputs flushed when h returns, and a panic of h made
+// a failure with its stack. It returns the outcome for the caller to
+// record (see Record): completed with h's result, failed with its error,
+// or canceled when h failed after ctx was canceled. Workers run each task
+// through it; so does an immediate dispatch that runs its task inline.
+func Execute(ctx context.Context, st store.Store, t *store.Task, h Handler, log *slog.Logger) store.Outcome {
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rec := newRecorder(st, t, cancel)
+	result, taskErr := callHandler(ctx, t, rec, h)
+	rec.stop()
+	// The outputs are saved even when ctx ended: they are part of the
+	// outcome, and the write is fenced anyway.
+	if err := rec.Flush(context.WithoutCancel(ctx)); err != nil {
+		log.Warn("saving outputs failed", "task", t.ID, "error", err)
+	}
+	outcome := store.Outcome{ID: t.ID, Attempt: t.Attempt, State: store.StateCompleted, Result: result}
+	if taskErr != nil {
+		outcome.State, outcome.Result, outcome.Error = store.StateFailed, nil, taskErr
+		if ctx.Err() != nil {
+			outcome.State = store.StateCanceled
+		}
+	}
+	return outcome
+}
+
+// callHandler calls h and turns a panic that escapes it into a failure: a
+// panic in a task's goroutine would otherwise end the whole process, and
+// every task it runs with it.
+func callHandler(ctx context.Context, t *store.Task, rec *Recorder, h Handler) (result json.RawMessage, taskErr *store.TaskError) {
+	defer func() {
+		if p := recover(); p != nil {
+			result = nil
+			taskErr = &store.TaskError{Kind: "panic", Description: fmt.Sprint(p), Traceback: string(debug.Stack())}
+		}
+	}()
+	return h(ctx, t, rec)
 }
 
 // report queues an outcome for the finish loop. A task abandoned at
@@ -281,39 +323,53 @@ func (w *Worker) finishLoop(ctx context.Context) {
 	}
 }
 
-// finish records a batch of outcomes, retrying while the database is
-// unreachable. If the batch holds data the store cannot keep (a result
-// PostgreSQL's jsonb refuses, say), the outcomes are recorded one by one
-// and each unstorable one becomes a failure that says why.
+// finish records a batch of outcomes (see Record) and counts them.
 func (w *Worker) finish(ctx context.Context, batch []store.Outcome) {
+	if Record(ctx, w.store, batch, w.log) == nil {
+		w.mu.Lock()
+		w.stats.Finished += int64(len(batch))
+		w.mu.Unlock()
+	}
+}
+
+// Record records outcomes with the store's Finish, retrying while the
+// database is unreachable, until ctx ends (it then returns ctx's error). If
+// the batch holds data the store cannot keep (a result PostgreSQL's jsonb
+// refuses, say), the outcomes are recorded one by one and each unstorable
+// one becomes a failure that says why. Outcomes of runs that no longer own
+// their tasks are ignored, as Finish ignores them.
+func Record(ctx context.Context, st store.Store, batch []store.Outcome, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
 	for attempt := 0; ; attempt++ {
-		_, err := w.store.Finish(ctx, batch)
+		_, err := st.Finish(ctx, batch)
 		if err == nil {
-			w.mu.Lock()
-			w.stats.Finished += int64(len(batch))
-			w.mu.Unlock()
-			return
+			return nil
 		}
 		if errors.Is(err, store.ErrUnstorable) && len(batch) > 1 {
+			var first error
 			for _, o := range batch {
-				w.finish(ctx, []store.Outcome{o})
+				if err := Record(ctx, st, []store.Outcome{o}, log); err != nil && first == nil {
+					first = err
+				}
 			}
-			return
+			return first
 		}
 		if errors.Is(err, store.ErrUnstorable) {
 			o := batch[0]
-			w.log.Warn("outcome cannot be stored; recording a failure instead", "task", o.ID, "error", err)
+			log.Warn("outcome cannot be stored; recording a failure instead", "task", o.ID, "error", err)
 			batch = []store.Outcome{{ID: o.ID, Attempt: o.Attempt, State: store.StateFailed,
 				Error: &store.TaskError{Kind: "unstorable_result", Description: err.Error()}}}
 			continue
 		}
 		if ctx.Err() != nil {
-			return
+			return ctx.Err()
 		}
-		w.log.Warn("recording outcomes failed; retrying", "tasks", len(batch), "error", err)
+		log.Warn("recording outcomes failed; retrying", "tasks", len(batch), "error", err)
 		select {
 		case <-ctx.Done():
-			return
+			return ctx.Err()
 		case <-time.After(backoff(attempt)):
 		}
 	}
