@@ -33,7 +33,8 @@ func TestDispatchAnswers202WithLocation(t *testing.T) {
 		e.must("GET", ref.Task, nil, http.StatusOK, &task)
 		if task.Href != ref.Task || task.State != "waiting" || string(task.Args) != `{"x":1}` ||
 			!slices.Equal(task.ExclusiveResources, []string{"repo:1", "repo:2"}) || !slices.Equal(task.SharedResources, []string{"lib"}) ||
-			task.Versions["plugin"] != "1.4" || task.BlockedBy == nil || len(*task.BlockedBy) != 0 || task.Worker != nil {
+			task.Versions["plugin"] != "1.4" || task.Worker != nil || task.BlockedBy == nil || len(*task.BlockedBy) != 1 ||
+			(*task.BlockedBy)[0] != (apiv1.Blocker{Reason: "no online worker provides plugin>=1.4"}) {
 			t.Fatalf("task: %+v", task)
 		}
 		// A trailing slash is accepted.
@@ -67,7 +68,7 @@ func TestDispatchRefusesBadInput(t *testing.T) {
 			{"resources not a list", `{"name": "stint.noop", "exclusive_resources": "repo"}`, 400, "exclusive_resources: expected an array"},
 			{"empty resource", `{"name": "stint.noop", "shared_resources": ["a", ""]}`, 400, "shared_resources[1]: resource is empty"},
 			{"long resource", `{"name": "stint.noop", "exclusive_resources": ["` + long + `"]}`, 400, "exclusive_resources[0]: resource is 1025 bytes"},
-			{"bad version", `{"name": "stint.noop", "versions": {"p": "new"}}`, 400, "versions: "},
+			{"bad version", `{"name": "stint.noop", "versions": {"p": "new"}}`, 400, "versions.p: "},
 			{"too large", `{"name": "stint.noop", "args": "` + strings.Repeat("x", 5000) + `"}`, 413, "larger than 4096 bytes"},
 		}
 		for _, tc := range cases {

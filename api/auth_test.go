@@ -56,6 +56,8 @@ func TestPermissions(t *testing.T) {
 		a := newAuthEnv(t, eng, api.Config{})
 		aliceTask, bobTask := a.waiting("alice"), a.waiting("bob")
 		task := func(id uuid.UUID) string { return "/api/v1/tasks/" + id.String() }
+		var aliceGroup apiv1.TaskGroup
+		a.by["alice"].must("POST", "/api/v1/task-groups", apiv1.CreateTaskGroup{}, 201, &aliceGroup)
 
 		type endpoint struct {
 			method, path string
@@ -76,6 +78,13 @@ func TestPermissions(t *testing.T) {
 			{"GET", "/api/v1/workers/w1", nil, [5]int{401, 401, 403, 403, 200}},
 			{"GET", "/api/v1/workers/nobody", nil, [5]int{401, 401, 403, 403, 404}},
 			{"GET", "/api/v1/events", nil, [5]int{401, 401, 200, 200, 200}},
+			{"POST", "/api/v1/task-groups", func(string) any { return apiv1.CreateTaskGroup{} }, [5]int{401, 401, 201, 201, 201}},
+			{"GET", "/api/v1/task-groups", nil, [5]int{401, 401, 200, 200, 200}},
+			{"GET", aliceGroup.Href, nil, [5]int{401, 401, 200, 404, 200}},
+			{"PATCH", aliceGroup.Href, func(string) any { return apiv1.PatchTaskGroup{AllTasksDispatched: ptr(true)} }, [5]int{401, 401, 200, 404, 200}},
+			// alice's task, canceled above, is deleted by alice: gone for the admin.
+			{"DELETE", task(aliceTask), nil, [5]int{401, 401, 204, 404, 404}},
+			{"POST", "/api/v1/tasks/purge", func(string) any { return apiv1.PurgeTasks{} }, [5]int{401, 401, 403, 403, 202}},
 			{"GET", "/api/v1/status", nil, [5]int{200, 200, 200, 200, 200}},
 			{"GET", "/api/v1/openapi.json", nil, [5]int{200, 200, 200, 200, 200}},
 		}
@@ -118,12 +127,13 @@ func TestPermissions(t *testing.T) {
 			who, query string
 			want       map[string]int
 		}{
-			// Two each (the waiting one, one from the POST row), and the admin's.
-			{"alice", "", map[string]int{"alice": 2}},
+			// Each: the waiting one (alice deleted hers) and one from the
+			// POST row; the admin's also the purge task.
+			{"alice", "", map[string]int{"alice": 1}},
 			{"bob", "", map[string]int{"bob": 2}},
-			{"admin", "", map[string]int{"alice": 2, "bob": 2, "root": 1}},
+			{"admin", "", map[string]int{"alice": 1, "bob": 2, "root": 2}},
 			{"alice", "?owner=bob", map[string]int{}},
-			{"alice", "?owner=alice", map[string]int{"alice": 2}},
+			{"alice", "?owner=alice", map[string]int{"alice": 1}},
 			{"admin", "?owner=bob", map[string]int{"bob": 2}},
 		} {
 			if got := owners(c.who, c.query); fmt.Sprint(got) != fmt.Sprint(c.want) {

@@ -3,11 +3,13 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/google/uuid"
 
 	"github.com/stint-dev/stint/apiv1"
 	"github.com/stint-dev/stint/internal/metrics"
+	"github.com/stint-dev/stint/internal/versions"
 	"github.com/stint-dev/stint/store"
 )
 
@@ -20,7 +22,7 @@ func (s *Server) renderTasks(r *http.Request, tasks []*store.Task) ([]apiv1.Task
 	needWorkers := false
 	for i, t := range tasks {
 		ids[i] = t.ID
-		needWorkers = needWorkers || t.Worker != ""
+		needWorkers = needWorkers || t.Worker != "" || (t.State == store.StateWaiting && len(t.Versions) > 0)
 	}
 	children, err := s.cfg.Store.ChildTasks(ctx, ids)
 	if err != nil {
@@ -57,9 +59,26 @@ func (s *Server) renderTasks(r *http.Request, tasks []*store.Task) ([]apiv1.Task
 				shown = append(shown, apiv1.Blocker{Task: apiv1.TaskHref(b.Task), Resource: b.Resource})
 			}
 		}
+		if reason := s.noWorkerFor(tasks[i], workers); reason != "" {
+			shown = append(shown, apiv1.Blocker{Reason: reason})
+		}
 		out[i].BlockedBy = &shown
 	}
 	return out, nil
+}
+
+// noWorkerFor says why a waiting task that requires versions cannot run
+// when no online worker provides them, or "" when one does.
+func (s *Server) noWorkerFor(t *store.Task, workers map[string]store.WorkerInfo) string {
+	if len(t.Versions) == 0 {
+		return ""
+	}
+	for _, w := range workers {
+		if !metrics.IsMissing(w, s.cfg.MissingAfter) && versions.Satisfies(t.Versions, w.Versions) {
+			return ""
+		}
+	}
+	return "no online worker provides " + strings.Join(versions.Unmet(t.Versions, nil), ", ")
 }
 
 // visibleBlockers returns whether the caller may see each blocking task:

@@ -51,6 +51,11 @@ type Config struct {
 	// CancelPolicy says who may cancel a task: CancelOwner (the default:
 	// its owner or an admin) or CancelAdminOnly.
 	CancelPolicy CancelPolicy
+	// ImmediateWorker is the worker name immediate tasks run under in this
+	// process: a worker this process registers and heartbeats, so that a
+	// run lost with the process is detected like any other. Default
+	// "{pid}@{hostname}", the default name of a worker in this process.
+	ImmediateWorker string
 }
 
 // Server serves the HTTP API. Create it with New, serve Handler, and call
@@ -80,6 +85,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.ImmediateWorker == "" {
+		cfg.ImmediateWorker = stint.DefaultWorkerName()
 	}
 	switch cfg.CancelPolicy {
 	case "":
@@ -115,6 +123,12 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("PATCH "+p+"/tasks/{id}", s.authenticate(s.patchTask))
 	mux.Handle("GET "+p+"/workers", s.authenticate(s.listWorkers))
 	mux.Handle("GET "+p+"/workers/{name}", s.authenticate(s.getWorker))
+	mux.Handle("DELETE "+p+"/tasks/{id}", s.authenticate(s.deleteTask))
+	mux.Handle("POST "+p+"/tasks/purge", s.authenticate(s.purgeTasks))
+	mux.Handle("POST "+p+"/task-groups", s.authenticate(s.createTaskGroup))
+	mux.Handle("GET "+p+"/task-groups", s.authenticate(s.listTaskGroups))
+	mux.Handle("GET "+p+"/task-groups/{id}", s.authenticate(s.getTaskGroup))
+	mux.Handle("PATCH "+p+"/task-groups/{id}", s.authenticate(s.patchTaskGroup))
 	mux.Handle("GET "+p+"/events", s.authenticate(s.streamEvents))
 	mux.HandleFunc("GET "+p+"/status", s.status)
 	mux.HandleFunc("GET "+p+"/openapi.json", s.openAPI)

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -16,12 +18,47 @@ import (
 )
 
 // dispatchTask is POST /tasks: validate, dispatch, answer 202 with the
-// task's href.
+// task's href. An immediate task is run inline first, when its resources
+// are free, so that it is final when the answer leaves.
 func (s *Server) dispatchTask(w http.ResponseWriter, r *http.Request) {
 	var body apiv1.DispatchTask
 	if !s.decodeBody(w, r, &body) {
 		return
 	}
+	deferred := body.Deferred == nil || *body.Deferred
+	if !body.Immediate && !deferred {
+		writeError(w, http.StatusBadRequest, "deferred: false needs immediate: true (a task that is not immediate always waits for a worker)")
+		return
+	}
+	req := s.dispatchRequest(r, body)
+	group, ok := s.dispatchGroup(w, r, body.TaskGroup)
+	if !ok {
+		return
+	}
+	req.TaskGroup = group
+	var (
+		task *store.Task
+		err  error
+	)
+	if body.Immediate {
+		// The run must not end with the request: its outcome is recorded
+		// even if the client hangs up.
+		task, err = s.client.DispatchImmediate(context.WithoutCancel(r.Context()), req, s.cfg.ImmediateWorker, deferred)
+	} else {
+		task, err = s.client.Dispatch(r.Context(), req)
+	}
+	if s.refuseDispatch(w, r, err) {
+		return
+	}
+	s.cfg.Metrics.Dispatched(task.Name, 1)
+	href := apiv1.TaskHref(task.ID)
+	w.Header().Set("Location", href)
+	writeJSON(w, http.StatusAccepted, apiv1.TaskRef{Task: href})
+}
+
+// dispatchRequest turns a dispatch body into a request owned by the
+// caller; the task group is resolved separately.
+func (s *Server) dispatchRequest(r *http.Request, body apiv1.DispatchTask) stint.DispatchRequest {
 	req := stint.DispatchRequest{
 		Name: body.Name, ExclusiveResources: body.ExclusiveResources, SharedResources: body.SharedResources,
 		Versions: body.Versions,
@@ -30,23 +67,7 @@ func (s *Server) dispatchTask(w http.ResponseWriter, r *http.Request) {
 	if body.Args != nil {
 		req.Args = body.Args
 	}
-	task, err := s.client.Dispatch(r.Context(), req)
-	var verr *stint.ValidationError
-	switch {
-	case errors.As(err, &verr):
-		writeError(w, http.StatusBadRequest, "%s", verr.Error())
-		return
-	case errors.Is(err, store.ErrUnstorable):
-		writeError(w, http.StatusBadRequest, "args: %v", err)
-		return
-	case err != nil:
-		s.internalError(w, r, err)
-		return
-	}
-	s.cfg.Metrics.Dispatched(task.Name, 1)
-	href := apiv1.TaskHref(task.ID)
-	w.Header().Set("Location", href)
-	writeJSON(w, http.StatusAccepted, apiv1.TaskRef{Task: href})
+	return req
 }
 
 // decodeBody reads a JSON body into v, refusing unknown fields, trailing
@@ -209,6 +230,101 @@ func (s *Server) patchTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeTask(w, r, task, err)
+}
+
+// deleteTask is DELETE /tasks/{id}: remove a final task. Who may delete is
+// who may cancel.
+func (s *Server) deleteTask(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	if p := caller(r); !p.mayCancel(s.cfg.CancelPolicy) {
+		writeError(w, http.StatusForbidden, "only admins may delete tasks on this server (cancel policy %s)", s.cfg.CancelPolicy)
+		return
+	}
+	if _, err := s.visibleTask(r, id); err != nil {
+		s.writeTask(w, r, nil, err)
+		return
+	}
+	err := s.cfg.Store.DeleteTask(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFinal):
+		writeError(w, http.StatusConflict, "task %s is not final: cancel it first, or wait for it to end", id)
+	case err != nil:
+		s.writeTask(w, r, nil, err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// DefaultPurgeAge is how old finished tasks must be for POST /tasks/purge
+// when the body names no time.
+const DefaultPurgeAge = 30 * 24 * time.Hour
+
+// PurgeResource is the exclusive resource of every stint.purge task that
+// the API or the CLI's retention dispatches, so that two never run at once.
+const PurgeResource = "stint:purge"
+
+// purgeTasks is POST /tasks/purge: admins dispatch stint.purge, which
+// deletes finished tasks in batches; 202 with its href.
+func (s *Server) purgeTasks(w http.ResponseWriter, r *http.Request) {
+	if !s.adminOnly(w, r, "purge tasks") {
+		return
+	}
+	// apiv1.PurgeTasks, with the time as text, so that a bad one is a 400
+	// that names its field.
+	var body struct {
+		FinishedBefore *string  `json:"finished_before"`
+		States         []string `json:"states"`
+	}
+	if !s.decodeBody(w, r, &body) {
+		return
+	}
+	args := stint.PurgeArgs{FinishedBefore: time.Now().Add(-DefaultPurgeAge).UTC()}
+	if body.FinishedBefore != nil {
+		t, err := time.Parse(time.RFC3339Nano, *body.FinishedBefore)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "finished_before: %q is not an RFC 3339 time such as 2026-11-01T00:00:00Z", *body.FinishedBefore)
+			return
+		}
+		args.FinishedBefore = t.UTC()
+	}
+	if body.States == nil {
+		body.States = []string{string(store.StateCompleted)}
+	}
+	if len(body.States) == 0 {
+		writeError(w, http.StatusBadRequest, "states: name at least one final state")
+		return
+	}
+	for _, st := range body.States {
+		if state := store.State(st); !state.Valid() || !state.Final() {
+			writeError(w, http.StatusBadRequest, "states: %q is not a final state (%s)", st, finalStates())
+			return
+		}
+		args.States = append(args.States, store.State(st))
+	}
+	task, err := s.client.Dispatch(r.Context(), stint.DispatchRequest{
+		Name: "stint.purge", Args: args, ExclusiveResources: []string{PurgeResource}, Owner: caller(r).user,
+	})
+	if s.refuseDispatch(w, r, err) {
+		return
+	}
+	s.cfg.Metrics.Dispatched(task.Name, 1)
+	href := apiv1.TaskHref(task.ID)
+	w.Header().Set("Location", href)
+	writeJSON(w, http.StatusAccepted, apiv1.TaskRef{Task: href})
+}
+
+// finalStates lists the final states for error messages.
+func finalStates() string {
+	var out []string
+	for _, st := range store.States {
+		if st.Final() {
+			out = append(out, string(st))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // writeTask answers a task read or changed with err: 200, 404 or 503.

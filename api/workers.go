@@ -31,7 +31,7 @@ var workerFilters = map[string]func(*workerQuery, string) error{
 
 // listWorkers is GET /workers.
 func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request) {
-	if !s.adminOnly(w, r) {
+	if !s.adminOnly(w, r, "see workers") {
 		return
 	}
 	q := workerQuery{limit: apiv1.DefaultLimit}
@@ -62,7 +62,7 @@ func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request) {
 
 // getWorker is GET /workers/{name}.
 func (s *Server) getWorker(w http.ResponseWriter, r *http.Request) {
-	if !s.adminOnly(w, r) {
+	if !s.adminOnly(w, r, "see workers") {
 		return
 	}
 	wi, err := s.cfg.Store.Worker(r.Context(), r.PathValue("name"))
@@ -78,10 +78,10 @@ func (s *Server) getWorker(w http.ResponseWriter, r *http.Request) {
 }
 
 // adminOnly answers 403 unless the caller is an admin, and reports
-// whether to go on.
-func (s *Server) adminOnly(w http.ResponseWriter, r *http.Request) bool {
+// whether to go on. what says what only admins may do.
+func (s *Server) adminOnly(w http.ResponseWriter, r *http.Request, what string) bool {
 	if !caller(r).admin {
-		writeError(w, http.StatusForbidden, "only admins see workers")
+		writeError(w, http.StatusForbidden, "only admins may %s", what)
 		return false
 	}
 	return true

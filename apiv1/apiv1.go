@@ -90,18 +90,78 @@ type Error struct {
 	Detail string `json:"detail"`
 }
 
-// DispatchTask is the body of POST /tasks.
+// DispatchTask is the body of POST /tasks, and of each task of
+// POST /task-groups.
 type DispatchTask struct {
 	Name               string            `json:"name"`
 	Args               json.RawMessage   `json:"args,omitempty"`
 	ExclusiveResources []string          `json:"exclusive_resources,omitempty"`
 	SharedResources    []string          `json:"shared_resources,omitempty"`
 	Versions           map[string]string `json:"versions,omitempty"`
+	// TaskGroup is the id or href of an existing group, not yet sealed
+	// (all_tasks_dispatched false), to dispatch the task into.
+	TaskGroup string `json:"task_group,omitempty"`
+	// Immediate asks the API process to run the task inline, at once, if
+	// its resources are free; the answer then comes when it is final.
+	Immediate bool `json:"immediate,omitempty"`
+	// Deferred says what an immediate task whose resources are busy does:
+	// wait for a worker (true, the default) or end skipped (false). False
+	// without Immediate is a 400.
+	Deferred *bool `json:"deferred,omitempty"`
 }
 
 // TaskRef is the answer to a dispatch: 202 with the new task's href.
 type TaskRef struct {
 	Task string `json:"task"`
+}
+
+// TaskGroupRef is the answer to a dispatch of a group's tasks: 202 with the
+// new group's href.
+type TaskGroupRef struct {
+	TaskGroup string `json:"task_group"`
+}
+
+// CreateTaskGroup is the body of POST /task-groups. With Tasks it
+// dispatches them all into the new group, all or nothing.
+type CreateTaskGroup struct {
+	Description string `json:"description,omitempty"`
+	// Tasks, when present (even empty), are dispatched into the group.
+	Tasks *[]DispatchTask `json:"tasks,omitempty"`
+	// AllTasksDispatched seals the group at once. Its default is true when
+	// Tasks is present, false otherwise.
+	AllTasksDispatched *bool `json:"all_tasks_dispatched,omitempty"`
+}
+
+// PatchTaskGroup is the body of PATCH /task-groups/{id}: either
+// {"all_tasks_dispatched": true} or {"state": "canceled"}.
+type PatchTaskGroup struct {
+	AllTasksDispatched *bool  `json:"all_tasks_dispatched,omitempty"`
+	State              string `json:"state,omitempty"`
+}
+
+// TaskGroup is a task group as the API shows it.
+type TaskGroup struct {
+	ID                 uuid.UUID `json:"id"`
+	Href               string    `json:"href"`
+	Description        string    `json:"description"`
+	Owner              string    `json:"owner"`
+	CreatedAt          Time      `json:"created_at"`
+	AllTasksDispatched bool      `json:"all_tasks_dispatched"`
+	// Done: sealed, and every task in it is final.
+	Done bool `json:"done"`
+	// Counts has every state, zero included, and "total".
+	Counts map[string]int `json:"counts"`
+	// Tasks are the hrefs of its tasks in dispatch order; only in
+	// GET /task-groups/{id}, absent from lists.
+	Tasks *[]string `json:"tasks,omitempty"`
+}
+
+// PurgeTasks is the body of POST /tasks/purge.
+type PurgeTasks struct {
+	// FinishedBefore: default 30 days ago.
+	FinishedBefore *Time `json:"finished_before,omitempty"`
+	// States are final states; default ["completed"].
+	States []string `json:"states,omitempty"`
 }
 
 // PatchTask is the body of PATCH /tasks/{id}: {"state": "canceled"}.
@@ -175,10 +235,13 @@ type ProgressReport struct {
 	Suffix  string `json:"suffix,omitempty"`
 }
 
-// Blocker is an earlier task a waiting task waits for on a resource.
+// Blocker is what a waiting task waits for: an earlier task on a resource,
+// or (Task and Resource empty) a Reason such as no online worker providing
+// the versions it requires.
 type Blocker struct {
-	Task     string `json:"task"`
-	Resource string `json:"resource"`
+	Task     string `json:"task,omitempty"`
+	Resource string `json:"resource,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // Page is one page of a list: the total count, the hrefs of the next and

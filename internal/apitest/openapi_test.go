@@ -63,6 +63,8 @@ func TestDocumentLoads(t *testing.T) {
 	want := []string{
 		"GET /api/v1/events", "GET /api/v1/openapi.json", "GET /api/v1/status",
 		"GET /api/v1/tasks", "POST /api/v1/tasks", "GET /api/v1/tasks/{id}", "PATCH /api/v1/tasks/{id}",
+		"DELETE /api/v1/tasks/{id}", "POST /api/v1/tasks/purge",
+		"GET /api/v1/task-groups", "POST /api/v1/task-groups", "GET /api/v1/task-groups/{id}", "PATCH /api/v1/task-groups/{id}",
 		"GET /api/v1/workers", "GET /api/v1/workers/{name}",
 		"GET /healthz", "GET /metrics", "GET /readyz",
 	}
@@ -121,23 +123,29 @@ func TestNewValidatorRejectsBadDocuments(t *testing.T) {
 // schemaTypes pairs the schemas of the document with the apiv1 types they
 // describe.
 var schemaTypes = map[string]reflect.Type{
-	"Error":          reflect.TypeFor[apiv1.Error](),
-	"DispatchTask":   reflect.TypeFor[apiv1.DispatchTask](),
-	"TaskRef":        reflect.TypeFor[apiv1.TaskRef](),
-	"PatchTask":      reflect.TypeFor[apiv1.PatchTask](),
-	"Task":           reflect.TypeFor[apiv1.Task](),
-	"TaskWorker":     reflect.TypeFor[apiv1.TaskWorker](),
-	"TaskError":      reflect.TypeFor[apiv1.TaskError](),
-	"ProgressReport": reflect.TypeFor[apiv1.ProgressReport](),
-	"Blocker":        reflect.TypeFor[apiv1.Blocker](),
-	"TaskPage":       reflect.TypeFor[apiv1.Page[apiv1.Task]](),
-	"Worker":         reflect.TypeFor[apiv1.Worker](),
-	"WorkerPage":     reflect.TypeFor[apiv1.Page[apiv1.Worker]](),
-	"Status":         reflect.TypeFor[apiv1.Status](),
-	"DatabaseStatus": reflect.TypeFor[apiv1.DatabaseStatus](),
-	"WorkersStatus":  reflect.TypeFor[apiv1.WorkersStatus](),
-	"TasksStatus":    reflect.TypeFor[apiv1.TasksStatus](),
-	"TaskEvent":      reflect.TypeFor[apiv1.TaskEvent](),
+	"Error":           reflect.TypeFor[apiv1.Error](),
+	"DispatchTask":    reflect.TypeFor[apiv1.DispatchTask](),
+	"TaskRef":         reflect.TypeFor[apiv1.TaskRef](),
+	"PatchTask":       reflect.TypeFor[apiv1.PatchTask](),
+	"Task":            reflect.TypeFor[apiv1.Task](),
+	"TaskWorker":      reflect.TypeFor[apiv1.TaskWorker](),
+	"TaskError":       reflect.TypeFor[apiv1.TaskError](),
+	"ProgressReport":  reflect.TypeFor[apiv1.ProgressReport](),
+	"Blocker":         reflect.TypeFor[apiv1.Blocker](),
+	"TaskPage":        reflect.TypeFor[apiv1.Page[apiv1.Task]](),
+	"Worker":          reflect.TypeFor[apiv1.Worker](),
+	"WorkerPage":      reflect.TypeFor[apiv1.Page[apiv1.Worker]](),
+	"Status":          reflect.TypeFor[apiv1.Status](),
+	"DatabaseStatus":  reflect.TypeFor[apiv1.DatabaseStatus](),
+	"WorkersStatus":   reflect.TypeFor[apiv1.WorkersStatus](),
+	"TasksStatus":     reflect.TypeFor[apiv1.TasksStatus](),
+	"TaskEvent":       reflect.TypeFor[apiv1.TaskEvent](),
+	"TaskGroup":       reflect.TypeFor[apiv1.TaskGroup](),
+	"TaskGroupRef":    reflect.TypeFor[apiv1.TaskGroupRef](),
+	"TaskGroupPage":   reflect.TypeFor[apiv1.Page[apiv1.TaskGroup]](),
+	"CreateTaskGroup": reflect.TypeFor[apiv1.CreateTaskGroup](),
+	"PatchTaskGroup":  reflect.TypeFor[apiv1.PatchTaskGroup](),
+	"PurgeTasks":      reflect.TypeFor[apiv1.PurgeTasks](),
 }
 
 // TestSchemasMatchAPIV1 compares each object schema with its Go type field
@@ -533,7 +541,7 @@ func TestInvalidResponses(t *testing.T) {
 
 	for _, a := range []answer{
 		{"unknown path", "GET", "/api/v1/nope", 200, nil, mustJSON(t, apiv1.Error{Detail: "no such endpoint"})},
-		{"unknown method", "DELETE", taskPath, 204, nil, nil},
+		{"unknown method", "PUT", taskPath, 204, nil, nil},
 		{"unknown path, 404 as text", "GET", "/api/v1/nope", 404, http.Header{"Content-Type": {"text/plain"}}, []byte("404 page not found\n")},
 		{"ui", "GET", "/ui/", 200, http.Header{"Content-Type": {"text/html"}}, []byte("<html>")},
 	} {
