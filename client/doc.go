@@ -52,6 +52,23 @@
 // (The stint CLI's "task wait" does this for many tasks, reconnects when
 // the stream breaks, and re-reads states now and then as a safety net.)
 //
+// # Task groups
+//
+// A task group is a set of tasks followed as one. CreateTaskGroup creates
+// an empty group (dispatch into it with DispatchTask.TaskGroup, then seal
+// it with SealTaskGroup) or, given tasks, dispatches them all into a new
+// sealed group at once:
+//
+//	tasks := []apiv1.DispatchTask{{Name: "stint.noop"}, {Name: "stint.noop"}}
+//	_, groupID, err := c.CreateTaskGroup(ctx, apiv1.CreateTaskGroup{Tasks: &tasks})
+//	group, err := c.TaskGroup(ctx, groupID)
+//	fmt.Println(group.Counts["completed"], group.Done)
+//
+// ListTaskGroups lists groups; CancelTaskGroup cancels every incomplete
+// task of a group; Events with a group follows its tasks, including those
+// dispatched into it later. DeleteTask removes one final task, PurgeTasks
+// (admins only) dispatches a stint.purge task that removes old ones.
+//
 // # Errors
 //
 // An answer with a 4xx or 5xx status is an *APIError holding the status and

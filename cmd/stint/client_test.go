@@ -218,12 +218,28 @@ func testClientCommands(t *testing.T, eng enginetest.Engine) {
 	})
 
 	t.Run("json output parses into the API types", func(t *testing.T) {
-		out, stderr, code := runClient(t, server, "task", "dispatch", "stint.noop", "--exclusive", "j:1", "--shared", "j:2", "--version", "stint=0.0.0", "-o", "json")
+		out, stderr, code := runClient(t, server, "task", "dispatch", "stint.noop", "--version", "stint=0.0.0", "-o", "json")
+		if code != 0 {
+			t.Fatalf("dispatch: exit %d %s", code, stderr)
+		}
+		versioned := decodeJSON[apiv1.Task](t, "dispatch", out)
+		out, _, code = runClient(t, server, "task", "show", versioned.ID.String(), "-o", "json")
+		if shown := decodeJSON[apiv1.Task](t, "show", out); code != 0 || shown.Versions["stint"] != "0.0.0" || shown.BlockedBy == nil ||
+			len(*shown.BlockedBy) != 1 || (*shown.BlockedBy)[0].Reason != "no online worker provides stint>=0.0.0" {
+			t.Fatalf("show a task no worker may run: exit %d, %+v", code, shown)
+		}
+		// No worker of this server provides "stint": the task would wait for
+		// ever, and hold up "wait all" in the other tests.
+		if _, stderr, code := runClient(t, server, "task", "cancel", versioned.ID.String()); code != 0 {
+			t.Fatalf("cancel: exit %d %s", code, stderr)
+		}
+
+		out, stderr, code = runClient(t, server, "task", "dispatch", "stint.noop", "--exclusive", "j:1", "--shared", "j:2", "-o", "json")
 		if code != 0 {
 			t.Fatalf("dispatch: exit %d %s", code, stderr)
 		}
 		task := decodeJSON[apiv1.Task](t, "dispatch", out)
-		if task.Name != "stint.noop" || task.ExclusiveResources[0] != "j:1" || task.SharedResources[0] != "j:2" || task.Versions["stint"] != "0.0.0" {
+		if task.Name != "stint.noop" || task.ExclusiveResources[0] != "j:1" || task.SharedResources[0] != "j:2" {
 			t.Fatalf("dispatched %+v", task)
 		}
 		out, _, code = runClient(t, server, "task", "dispatch", "stint.noop", "--wait", "-o", "json")

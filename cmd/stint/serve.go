@@ -31,6 +31,7 @@ type serverFlags struct {
 	shutdownWait time.Duration
 	cancelPolicy string
 	insecureOpen bool
+	retain       time.Duration
 }
 
 func (f *serverFlags) register(cmd *cobra.Command, migrateByDefault bool, defaultDB string) {
@@ -42,6 +43,7 @@ func (f *serverFlags) register(cmd *cobra.Command, migrateByDefault bool, defaul
 	fl.DurationVar(&f.shutdownWait, "shutdown-grace", 30*time.Second, "time running tasks and requests get to finish at shutdown")
 	fl.StringVar(&f.cancelPolicy, "cancel-policy", "owner", "who may cancel a task: owner (its owner and admins) or admin-only")
 	fl.BoolVar(&f.insecureOpen, "insecure-no-auth", false, "serve a non-loopback --addr even when no users exist, open to anyone who can reach it")
+	fl.DurationVar(&f.retain, "retain", 0, "purge final tasks that finished longer ago than this (e.g. 720h), every hour; 0 keeps them")
 }
 
 // cancelPolicyValue translates --cancel-policy.
@@ -113,6 +115,9 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 	if err != nil {
 		return err
 	}
+	if f.retain < 0 {
+		return fmt.Errorf("--retain %s: must be positive (or 0 to keep every task)", f.retain)
+	}
 	st, target, err := openStore(ctx, command, f.db, command != "serve")
 	if err != nil {
 		return err
@@ -180,6 +185,20 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 			}
 		}()
 		log.Info("worker started", "name", w.Name(), "concurrency", workers)
+	} else {
+		// No worker here: register the name immediate tasks run under.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			registerAPINode(workerCtx, st, log)
+		}()
+	}
+	if f.retain > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			retainTasks(workerCtx, stint.NewClient(st, reg), st, f.retain, log)
+		}()
 	}
 	wg.Add(1)
 	go func() {

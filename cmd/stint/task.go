@@ -20,7 +20,7 @@ func newTaskCommand() *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newTaskDispatchCommand(), newTaskListCommand(), newTaskShowCommand(),
-		newTaskCancelCommand(), newTaskWaitCommand())
+		newTaskCancelCommand(), newTaskWaitCommand(), newTaskPurgeCommand())
 	return cmd
 }
 
@@ -28,7 +28,8 @@ func newTaskDispatchCommand() *cobra.Command {
 	var (
 		args                        string
 		exclusive, shared, versions []string
-		wait                        bool
+		group                       string
+		wait, immediate, noDefer    bool
 		timeout                     time.Duration
 		cf                          *clientFlags
 	)
@@ -37,12 +38,22 @@ func newTaskDispatchCommand() *cobra.Command {
 		Short: "Dispatch a task and print its id",
 		Long: `Dispatch a task of the type NAME and print its id (or, with -o json, the task).
 With --wait, follow it to its end as "stint task wait" does, with the same
-exit status.`,
-		Example: `  stint task dispatch stint.sleep --args '{"seconds": 2}' --exclusive repo:1 --wait`,
-		Args:    oneArg("give one task name, such as stint.sleep"),
+exit status.
+
+--group dispatches it into a task group that is not sealed yet (see stint
+group create). --immediate asks the API server to run it at once, inline,
+if its resources are free, and answers when it has ended; if they are busy
+it waits for a worker as usual, or with --no-defer too it ends skipped.`,
+		Example: `  stint task dispatch stint.sleep --args '{"seconds": 2}' --exclusive repo:1 --wait
+  stint task dispatch stint.noop --group 0190e5a4-0000-7000-8000-000000000001
+  stint task dispatch stint.noop --exclusive repo:1 --immediate --no-defer`,
+		Args: oneArg("give one task name, such as stint.sleep"),
 		RunE: func(cmd *cobra.Command, pos []string) error {
 			body, err := dispatchBody(pos[0], args, exclusive, shared, versions)
 			if err != nil {
+				return err
+			}
+			if err := dispatchOptions(&body, group, immediate, noDefer); err != nil {
 				return err
 			}
 			if timeout != 0 && !wait {
@@ -60,6 +71,9 @@ exit status.`,
 	f.StringArrayVar(&exclusive, "exclusive", nil, "a resource the task holds alone; repeatable")
 	f.StringArrayVar(&shared, "shared", nil, "a resource the task shares with other shared holders; repeatable")
 	f.StringArrayVar(&versions, "version", nil, "a minimum version a worker must provide, COMPONENT=VERSION; repeatable")
+	f.StringVar(&group, "group", "", "dispatch into this task group, not yet sealed (id or href)")
+	f.BoolVar(&immediate, "immediate", false, "run the task at once in the API server if its resources are free")
+	f.BoolVar(&noDefer, "no-defer", false, "with --immediate, end the task skipped if its resources are busy instead of waiting")
 	f.BoolVar(&wait, "wait", false, "follow the task to its end")
 	f.DurationVar(&timeout, "timeout", 0, "with --wait, stop waiting after this long (exit 8 if the task is not done)")
 	return cmd
@@ -92,6 +106,27 @@ func dispatchBody(name, args string, exclusive, shared, versions []string) (apiv
 		body.Versions[comp] = ver
 	}
 	return body, nil
+}
+
+// dispatchOptions checks --group, --immediate and --no-defer and sets them
+// in body.
+func dispatchOptions(body *apiv1.DispatchTask, group string, immediate, noDefer bool) error {
+	if group != "" {
+		id, err := apiv1.ParseTaskGroupRef(group)
+		if err != nil {
+			return fmt.Errorf("--group: %w", err)
+		}
+		body.TaskGroup = id.String()
+	}
+	if noDefer && !immediate {
+		return fmt.Errorf("--no-defer: only with --immediate")
+	}
+	body.Immediate = immediate
+	if noDefer {
+		deferred := false
+		body.Deferred = &deferred
+	}
+	return nil
 }
 
 func runDispatch(cmd *cobra.Command, cf *clientFlags, body apiv1.DispatchTask, wait bool, timeout time.Duration) error {

@@ -71,6 +71,7 @@ running tasks finish within --shutdown-grace, cancels the rest, and leaves.`,
 	f.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 0, "time running tasks get to finish at shutdown (default 30s)")
 	f.DurationVar(&cfg.SweepInterval, "sweep-interval", 0, "period of the scheduler's safety net, negative to disable (default 30s)")
 	f.StringVar(&cfg.WorkDir, "workdir", "", "directory for the tasks' working directories, emptied at start")
+	f.StringToStringVar(&cfg.Versions, "provides", nil, "versions of the components this worker provides, NAME=VERSION[,...]; tasks requiring newer ones are left to other workers")
 	return cmd
 }
 

@@ -1,0 +1,648 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stint-dev/stint/apiv1"
+	"github.com/stint-dev/stint/client"
+)
+
+func newGroupCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "group",
+		Short: "Create, show, list, seal, cancel and wait for task groups on a Stint server",
+		Long: `A task group is a set of tasks followed as one. Create a group, dispatch
+tasks into it with "stint task dispatch --group ID", then seal it: a sealed
+group takes no more tasks, and it is done once all its tasks have ended.`,
+		Example: `  group=$(stint group create --description "nightly sync")
+  stint task dispatch repo.sync --args '{"repository": 1}' --group "$group"
+  stint task dispatch repo.sync --args '{"repository": 2}' --group "$group"
+  stint group seal "$group"
+  stint group wait "$group" --timeout 1h`,
+		Args: cobra.NoArgs, // so that a mistyped subcommand is an error
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newGroupCreateCommand(), newGroupShowCommand(), newGroupListCommand(),
+		newGroupSealCommand(), newGroupCancelCommand(), newGroupWaitCommand())
+	return cmd
+}
+
+func newGroupCreateCommand() *cobra.Command {
+	var (
+		description string
+		sealed      bool
+		cf          *clientFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create an empty task group and print its id",
+		Long: `Create an empty task group and print its id (or, with -o json, the group).
+Dispatch tasks into it with "stint task dispatch --group ID" and seal it with
+"stint group seal ID" when all are dispatched. --sealed creates it sealed: it
+then takes no task.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			body := apiv1.CreateTaskGroup{Description: description}
+			if sealed {
+				body.AllTasksDispatched = &sealed
+			}
+			g, id, err := c.CreateTaskGroup(cmd.Context(), body)
+			if err != nil {
+				return fmt.Errorf("create task group: %w", err)
+			}
+			if !cf.jsonOut() {
+				fmt.Fprintln(cmd.OutOrStdout(), id)
+				return nil
+			}
+			if g == nil {
+				if g, err = c.TaskGroup(cmd.Context(), id); err != nil {
+					return fmt.Errorf("task group %s: %w", id, err)
+				}
+			}
+			return writeJSON(cmd.OutOrStdout(), g)
+		},
+	}
+	cf = addClientFlags(cmd)
+	cmd.Flags().StringVar(&description, "description", "", "what the group is for, shown with it")
+	cmd.Flags().BoolVar(&sealed, "sealed", false, "create it sealed (all tasks dispatched)")
+	return cmd
+}
+
+// parseGroupID reads a task group's id (or href) given as an argument.
+func parseGroupID(arg string) (uuid.UUID, error) {
+	id, err := apiv1.ParseTaskGroupRef(arg)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("task group id: %w", err)
+	}
+	return id, nil
+}
+
+func newGroupShowCommand() *cobra.Command {
+	var cf *clientFlags
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a task group: description, owner, sealed, done, tasks per state",
+		Long: `Show a task group: its description, owner, creation time, whether it is sealed
+and done, and how many of its tasks are in each state. With -o json it prints
+the API's document, with the hrefs of its tasks in dispatch order.`,
+		Args: oneArg("give one task group id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseGroupID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			g, err := c.TaskGroup(cmd.Context(), id)
+			if err != nil {
+				return fmt.Errorf("task group %s: %w", id, err)
+			}
+			if cf.jsonOut() {
+				return writeJSON(cmd.OutOrStdout(), g)
+			}
+			showGroup(cmd.OutOrStdout(), g)
+			return nil
+		},
+	}
+	cf = addClientFlags(cmd)
+	return cmd
+}
+
+// showGroup writes a task group for people to read, one field a line.
+func showGroup(w io.Writer, g *apiv1.TaskGroup) {
+	tw := newTable(w)
+	field := func(name, value string) {
+		if value != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", name, value)
+		}
+	}
+	field("ID", g.ID.String())
+	field("Description", g.Description)
+	field("Owner", g.Owner)
+	field("Created", timeText(&g.CreatedAt))
+	if g.AllTasksDispatched {
+		field("Sealed", "yes")
+	} else {
+		field("Sealed", "no: tasks may still be dispatched into it")
+	}
+	field("Done", map[bool]string{true: "yes", false: "no"}[g.Done])
+	field("Tasks", countsText(g.Counts))
+	tw.Flush() //nolint:errcheck // written as the other tables are
+}
+
+// countsText shows a group's counts: "5: 3 completed, 2 running", the
+// states in the order of DESIGN §2 (any other after, sorted), or "0".
+func countsText(counts map[string]int) string {
+	var parts []string
+	add := func(state string) {
+		if n := counts[state]; n != 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, state))
+		}
+	}
+	for _, s := range states {
+		add(s)
+	}
+	var others []string
+	for s := range counts {
+		if s != "total" && !slices.Contains(states, s) {
+			others = append(others, s)
+		}
+	}
+	slices.Sort(others)
+	for _, s := range others {
+		add(s)
+	}
+	total, ok := counts["total"]
+	if !ok {
+		for _, n := range counts {
+			total += n
+		}
+	}
+	if len(parts) == 0 {
+		return strconv.Itoa(total)
+	}
+	return fmt.Sprintf("%d: %s", total, strings.Join(parts, ", "))
+}
+
+// groupStatus is one word: done, sealed or unsealed.
+func groupStatus(g *apiv1.TaskGroup) string {
+	switch {
+	case g.Done:
+		return "done"
+	case g.AllTasksDispatched:
+		return "sealed"
+	default:
+		return "unsealed"
+	}
+}
+
+// groupLine is a group in one line: "<id> <status> <counts>".
+func groupLine(g *apiv1.TaskGroup) string {
+	return fmt.Sprintf("%s %s %s", g.ID, groupStatus(g), countsText(g.Counts))
+}
+
+func newGroupListCommand() *cobra.Command {
+	var (
+		owner            string
+		sealed, unsealed bool
+		limit, offset    int
+		cf               *clientFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List task groups",
+		Long: `List task groups: a table, or with -o json the page of the API
+({"count", "next", "previous", "results"}).`,
+		Example: `  stint group list --unsealed
+  stint group list --owner alice -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q, err := groupListQuery(owner, sealed, unsealed, limit, offset)
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			page, err := c.ListTaskGroups(cmd.Context(), q)
+			if err != nil {
+				return err
+			}
+			if cf.jsonOut() {
+				return writeJSON(cmd.OutOrStdout(), page)
+			}
+			tw := newTable(cmd.OutOrStdout(), "ID", "CREATED", "OWNER", "STATUS", "TASKS", "DESCRIPTION")
+			for i := range page.Results {
+				g := &page.Results[i]
+				row(tw, g.ID.String(), timeText(&g.CreatedAt), g.Owner, groupStatus(g), countsText(g.Counts), oneLine(g.Description))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if shown := offset + len(page.Results); shown < page.Count {
+				fmt.Fprintf(cmd.ErrOrStderr(), "(%d-%d of %d groups; --offset %d for more)\n", offset+1, shown, page.Count, shown)
+			}
+			return nil
+		},
+	}
+	cf = addClientFlags(cmd)
+	f := cmd.Flags()
+	f.StringVar(&owner, "owner", "", "only groups of this owner")
+	f.BoolVar(&sealed, "sealed", false, "only sealed groups (all tasks dispatched)")
+	f.BoolVar(&unsealed, "unsealed", false, "only groups not sealed yet")
+	f.IntVar(&limit, "limit", apiv1.DefaultLimit, fmt.Sprintf("groups per page, 1 to %d", apiv1.MaxLimit))
+	f.IntVar(&offset, "offset", 0, "groups to skip")
+	return cmd
+}
+
+// groupListQuery checks the flags of group list and turns them into the
+// API's query.
+func groupListQuery(owner string, sealed, unsealed bool, limit, offset int) (url.Values, error) {
+	q := url.Values{}
+	if owner != "" {
+		q.Set("owner", owner)
+	}
+	switch {
+	case sealed && unsealed:
+		return nil, errors.New("--sealed and --unsealed: give one or neither")
+	case sealed:
+		q.Set("all_tasks_dispatched", "true")
+	case unsealed:
+		q.Set("all_tasks_dispatched", "false")
+	}
+	if limit < 1 || limit > apiv1.MaxLimit {
+		return nil, fmt.Errorf("--limit %d: must be from 1 to %d", limit, apiv1.MaxLimit)
+	}
+	q.Set("limit", strconv.Itoa(limit))
+	if offset < 0 {
+		return nil, fmt.Errorf("--offset %d: must not be negative", offset)
+	}
+	if offset > 0 {
+		q.Set("offset", strconv.Itoa(offset))
+	}
+	return q, nil
+}
+
+func newGroupSealCommand() *cobra.Command {
+	return newGroupPatchCommand("seal", "Seal a task group: all its tasks are dispatched",
+		`Seal a task group: no task may be dispatched into it any more, and it is
+done once all its tasks have ended. Prints "<id> <status> <counts>" (or, with
+-o json, the group).`,
+		(*client.Client).SealTaskGroup)
+}
+
+func newGroupCancelCommand() *cobra.Command {
+	return newGroupPatchCommand("cancel", "Cancel every incomplete task of a task group",
+		`Cancel every incomplete task of a task group, and seal it: waiting tasks are
+canceled at once, running ones are canceling until their runners stop them
+(see stint group wait). Prints "<id> <status> <counts>" (or, with -o json, the
+group).`,
+		(*client.Client).CancelTaskGroup)
+}
+
+// newGroupPatchCommand returns the command "name ID" that changes a group
+// with patch and prints it.
+func newGroupPatchCommand(name, short, long string, patch func(*client.Client, context.Context, uuid.UUID) (*apiv1.TaskGroup, error)) *cobra.Command {
+	var cf *clientFlags
+	cmd := &cobra.Command{
+		Use:   name + " ID",
+		Short: short,
+		Long:  long,
+		Args:  oneArg("give one task group id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseGroupID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			g, err := patch(c, cmd.Context(), id)
+			if err != nil {
+				return fmt.Errorf("%s task group %s: %w", name, id, err)
+			}
+			if cf.jsonOut() {
+				return writeJSON(cmd.OutOrStdout(), g)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), groupLine(g))
+			return nil
+		},
+	}
+	cf = addClientFlags(cmd)
+	return cmd
+}
+
+func newGroupWaitCommand() *cobra.Command {
+	var (
+		timeout time.Duration
+		cf      *clientFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "wait ID",
+		Short: "Wait until a task group is done",
+		Long: `Follow a task group until it is done: sealed, and each of its tasks final
+(completed, failed, canceled, skipped or dropped). Tasks dispatched into it
+meanwhile are followed too; if it is not sealed yet, that is said once on
+stderr and the wait goes on until it is. On a terminal it shows a progress
+bar per task; otherwise it prints "<id> <name> <state>" at each change of
+state. With -o json it prints the group at the end.
+
+Exit status: 0 if every task completed; otherwise the sum of 4 if a task
+failed, 8 if one was still incomplete (or the group unsealed) at --timeout,
+16 if one was canceled, skipped or dropped; 1 for usage or connection errors.`,
+		Example: `  stint group wait 0190e5a4-0000-7000-8000-000000000001 --timeout 1h`,
+		Args:    oneArg("give one task group id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseGroupID(args[0])
+			if err != nil {
+				return err
+			}
+			if timeout < 0 {
+				return fmt.Errorf("--timeout %s: must not be negative", timeout)
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			return waitForGroup(cmd, cf, c, id, timeout)
+		},
+	}
+	cf = addClientFlags(cmd)
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "stop waiting after this long, e.g. 1h (exit 8 if the group is not done; default no limit)")
+	return cmd
+}
+
+// waitForGroup follows a group until it is done or the timeout (0 for
+// none), shows its tasks as cf asks, and returns the exit error of the
+// outcome, as waitFor does for tasks.
+func waitForGroup(cmd *cobra.Command, cf *clientFlags, c *client.Client, id uuid.UUID, timeout time.Duration) error {
+	ctx := cmd.Context()
+	view := newWaitView(cmd.OutOrStdout(), cf.jsonOut())
+	gw := newGroupWaiter(c, view, id, func() {
+		fmt.Fprintf(cmd.ErrOrStderr(), "stint: task group %s is not sealed: waiting until it is (see stint group seal)\n", id)
+	})
+	wctx, cancel := ctx, context.CancelFunc(func() {})
+	if timeout > 0 {
+		wctx, cancel = context.WithTimeoutCause(ctx, timeout, errTimeout)
+	}
+	err := gw.run(wctx)
+	cancel()
+	timedOut := errors.Is(err, errTimeout)
+	view.end(gw.w.order, timedOut)
+	switch {
+	case timedOut:
+	case err != nil && ctx.Err() != nil:
+		return errors.New("interrupted")
+	case err != nil:
+		return err
+	}
+	if cf.jsonOut() {
+		g, err := c.TaskGroup(ctx, id)
+		if err != nil {
+			return fmt.Errorf("task group %s: %w", id, err)
+		}
+		if err := writeJSON(cmd.OutOrStdout(), g); err != nil {
+			return err
+		}
+	}
+	err = waitOutcome(gw.w.order, timeout, func(t *tracked) string { return failureText(ctx, c, t) })
+	if timedOut && !gw.sealed {
+		code, reason := 8, fmt.Sprintf("task group %s is not sealed at the %s timeout", id, timeout)
+		if err != nil {
+			code |= exitCode(err)
+			reason += "; " + err.Error()
+		}
+		return withExitCode(code, errors.New(reason))
+	}
+	if err != nil {
+		return fmt.Errorf("task group %s: %w", id, err)
+	}
+	return nil
+}
+
+// sealPollEvery is how often group wait reads a group that is not sealed
+// while none of its tasks is incomplete: sealing a group sends no event.
+var sealPollEvery = time.Second
+
+// groupWaiter follows the tasks of a task group until the group is done:
+// sealed, and each of its tasks final. Its waiter keeps the tasks and
+// shows them; the group's events bring the tasks dispatched into it later.
+type groupWaiter struct {
+	w        *waiter
+	id       uuid.UUID
+	sealed   bool   // as last read
+	unsealed func() // called once, when the group is first read unsealed
+	warned   bool
+}
+
+func newGroupWaiter(c *client.Client, view waitView, id uuid.UUID, unsealed func()) *groupWaiter {
+	return &groupWaiter{w: newWaiter(c, view, nil, false), id: id, unsealed: unsealed}
+}
+
+// done reports whether the group is done: sealed when last read, and each
+// task followed final (the read found all its tasks).
+func (g *groupWaiter) done() bool { return g.sealed && g.w.open == 0 }
+
+// applyEvent records a task event; a task not followed yet is followed if
+// the event says it is in the group.
+func (g *groupWaiter) applyEvent(ev apiv1.TaskEvent) {
+	t, ok := g.w.tasks[ev.ID]
+	if !ok {
+		if ev.TaskGroup == nil {
+			return
+		}
+		if id, err := apiv1.ParseTaskGroupRef(*ev.TaskGroup); err != nil || id != g.id {
+			return
+		}
+		t = g.w.track(ev.ID)
+	}
+	g.w.apply(t, ev.Name, ev.State, ev.UpdatedAt.Time, ev.ProgressReports)
+}
+
+// refresh reads the group, follows the tasks it lists, and, if any task
+// followed is not final, reads the states of the group's tasks.
+func (g *groupWaiter) refresh(ctx context.Context) error {
+	w := g.w
+	w.relist = false // here: "a task ended since the last read"
+	doc, err := w.c.TaskGroup(ctx, g.id)
+	if err != nil {
+		return fmt.Errorf("task group %s: %w", g.id, err)
+	}
+	if doc.Tasks != nil {
+		for _, href := range *doc.Tasks {
+			id, err := apiv1.ParseTaskRef(href)
+			if err != nil {
+				return fmt.Errorf("task group %s: %w", g.id, err)
+			}
+			w.track(id)
+		}
+	}
+	if !doc.AllTasksDispatched && !g.warned {
+		g.warned = true
+		if g.unsealed != nil {
+			g.unsealed()
+		}
+	}
+	if w.open > 0 {
+		if err := g.readTasks(ctx); err != nil {
+			return err
+		}
+	}
+	// Read before the tasks: when sealed, every task was in doc.Tasks.
+	g.sealed = doc.AllTasksDispatched
+	return nil
+}
+
+// readTasks lists the group's tasks and applies their states; a task
+// followed, not final and not listed is read alone, and forgotten if it
+// no longer exists (final tasks may be deleted).
+func (g *groupWaiter) readTasks(ctx context.Context) error {
+	w := g.w
+	tasks, err := w.c.AllTasks(ctx, url.Values{"task_group": {g.id.String()}, "limit": {strconv.Itoa(apiv1.MaxLimit)}})
+	if err != nil {
+		return fmt.Errorf("tasks of group %s: %w", g.id, err)
+	}
+	listed := map[uuid.UUID]bool{}
+	for i := range tasks {
+		listed[tasks[i].ID] = true
+		w.applyTask(w.track(tasks[i].ID), &tasks[i])
+	}
+	var stale []*tracked
+	for _, t := range w.order {
+		if !t.final() && !listed[t.id] {
+			stale = append(stale, t)
+		}
+	}
+	got := make([]*apiv1.Task, len(stale))
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(8)
+	for i, t := range stale {
+		eg.Go(func() error {
+			task, err := w.c.Task(ectx, t.id)
+			if client.IsStatus(err, http.StatusNotFound) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("task %s: %w", t.id, err)
+			}
+			got[i] = task
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return err
+	}
+	for i, t := range stale {
+		if got[i] == nil {
+			w.forget(t)
+		} else {
+			w.applyTask(t, got[i])
+		}
+	}
+	return nil
+}
+
+// run follows the group until it is done, ctx ends (its cause is returned:
+// errTimeout at the timeout) or the server cannot be reached.
+func (g *groupWaiter) run(ctx context.Context) error {
+	// Subscribe first, then read the group: no change is missed.
+	f, err := g.follow(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { f.close() }()
+	if err := g.refresh(ctx); err != nil {
+		return err
+	}
+	recheck := time.NewTicker(recheckEvery)
+	defer recheck.Stop()
+	poll := time.NewTimer(time.Hour)
+	defer poll.Stop()
+	var pollAt time.Time
+	for !g.done() {
+		// Unsealed with nothing left to run: read the group now and then
+		// to see it sealed, at once after its last task ended.
+		var pollC <-chan time.Time
+		if !g.sealed && g.w.open == 0 {
+			if pollAt.IsZero() {
+				pollAt = time.Now().Add(sealPollEvery)
+			}
+			if g.w.relist {
+				pollAt = time.Now()
+			}
+			poll.Reset(time.Until(pollAt))
+			pollC = poll.C
+		}
+		select {
+		case ev := <-f.events:
+			g.applyEvent(ev)
+			continue
+		case err := <-f.errc:
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			f.close()
+			next, err := g.reconnect(ctx, err)
+			if err != nil {
+				return err
+			}
+			f = next
+		case <-recheck.C:
+		case <-pollC:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		pollAt = time.Time{}
+		if err := g.refresh(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// follow subscribes to the group's events and reads them in a goroutine.
+func (g *groupWaiter) follow(ctx context.Context) (*feed, error) {
+	s, err := g.w.c.Events(ctx, nil, []uuid.UUID{g.id})
+	if err != nil {
+		return nil, err
+	}
+	f := &feed{s: s, events: make(chan apiv1.TaskEvent), errc: make(chan error, 1), stop: make(chan struct{})}
+	go func() {
+		for {
+			ev, err := s.Next()
+			if err != nil {
+				f.errc <- err
+				return
+			}
+			select {
+			case f.events <- ev:
+			case <-f.stop:
+				return
+			}
+		}
+	}()
+	return f, nil
+}
+
+// reconnect subscribes again after the stream broke, for a while.
+func (g *groupWaiter) reconnect(ctx context.Context, cause error) (*feed, error) {
+	deadline := time.Now().Add(reconnectFor)
+	for {
+		f, err := g.follow(ctx)
+		if err == nil {
+			return f, nil
+		}
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the event stream ended (%v) and subscribing again failed: %w", cause, err)
+		}
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+}
