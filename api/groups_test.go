@@ -459,4 +459,41 @@ func TestBlockedByVersions(t *testing.T) {
 	})
 }
 
+// TestChildTasks: a task that dispatches three children lists them, they
+// name it, and they inherit its owner and group.
+func TestChildTasks(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		a := newAuthEnv(t, eng, api.Config{})
+		alice := a.by["alice"]
+		var g apiv1.TaskGroup
+		alice.must("POST", "/api/v1/task-groups", apiv1.CreateTaskGroup{Description: "family"}, 201, &g)
+		parent := alice.dispatch(apiv1.DispatchTask{Name: "test.parent", Args: json.RawMessage(`{"children": 3}`), TaskGroup: g.Href})
+		a.startWorker("w1")
+		p := alice.waitState(parent, "completed")
+		var ids []uuid.UUID
+		if err := json.Unmarshal(p.Result, &ids); err != nil || len(ids) != 3 {
+			t.Fatalf("parent result %s: %v", p.Result, err)
+		}
+		want := []string{apiv1.TaskHref(ids[0]), apiv1.TaskHref(ids[1]), apiv1.TaskHref(ids[2])}
+		if strings.Join(p.ChildTasks, " ") != strings.Join(want, " ") || p.ParentTask != nil {
+			t.Fatalf("parent's children %v, want %v", p.ChildTasks, want)
+		}
+		for _, id := range ids {
+			c := alice.waitState(id, "completed")
+			if c.ParentTask == nil || *c.ParentTask != p.Href || c.Owner != "alice" || c.TaskGroup == nil || *c.TaskGroup != g.Href || len(c.ChildTasks) != 0 {
+				t.Fatalf("child %s: parent %v owner %q group %v", id, c.ParentTask, c.Owner, c.TaskGroup)
+			}
+		}
+		var children apiv1.Page[apiv1.Task]
+		alice.must("GET", "/api/v1/tasks?parent_task="+parent.String(), nil, 200, &children)
+		if children.Count != 3 {
+			t.Fatalf("parent_task filter: %d children", children.Count)
+		}
+		if g := alice.group(g.Href); g.Counts["total"] != 4 || g.Counts["completed"] != 4 {
+			t.Fatalf("the group holds the parent and its children: %+v", g.Counts)
+		}
+		a.by["bob"].must("GET", "/api/v1/tasks/"+ids[0].String(), nil, 404, nil)
+	})
+}
+
 func ptr[T any](v T) *T { return &v }

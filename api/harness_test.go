@@ -97,6 +97,18 @@ func newEnv(tb testing.TB, eng enginetest.Engine, cfg api.Config) *env {
 	st := eng.Open(tb)
 	reg := stint.NewRegistry()
 	stint.Register(reg, "test.echo", func(_ context.Context, _ *stint.Run, a map[string]any) (map[string]any, error) { return a, nil })
+	// test.parent dispatches Children stint.noop children and returns their ids.
+	stint.Register(reg, "test.parent", func(ctx context.Context, run *stint.Run, a struct{ Children int }) ([]uuid.UUID, error) {
+		var ids []uuid.UUID
+		for range a.Children {
+			child, err := run.Dispatch(ctx, stint.DispatchRequest{Name: "stint.noop"})
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, child.ID)
+		}
+		return ids, nil
+	})
 	cfg.Store, cfg.Registry, cfg.Engine, cfg.Version = st, reg, eng.Name, "test"
 	logs, secrets := &syncbuf.Buffer{}, &secretSet{set: map[string]bool{}}
 	if cfg.Logger == nil {
