@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/stint-dev/stint/apiv1"
 	"github.com/stint-dev/stint/client"
@@ -378,23 +376,12 @@ failed, 8 if one was still incomplete (or the group unsealed) at --timeout,
 // outcome, as waitFor does for tasks.
 func waitForGroup(cmd *cobra.Command, cf *clientFlags, c *client.Client, id uuid.UUID, timeout time.Duration) error {
 	ctx := cmd.Context()
-	view := newWaitView(cmd.OutOrStdout(), cf.jsonOut())
-	gw := newGroupWaiter(c, view, id, func() {
+	scope := &groupScope{id: id, unsealed: func() {
 		fmt.Fprintf(cmd.ErrOrStderr(), "stint: task group %s is not sealed: waiting until it is (see stint group seal)\n", id)
-	})
-	wctx, cancel := ctx, context.CancelFunc(func() {})
-	if timeout > 0 {
-		wctx, cancel = context.WithTimeoutCause(ctx, timeout, errTimeout)
-	}
-	err := gw.run(wctx)
-	cancel()
-	timedOut := errors.Is(err, errTimeout)
-	view.end(gw.w.order, timedOut)
-	switch {
-	case timedOut:
-	case err != nil && ctx.Err() != nil:
-		return errors.New("interrupted")
-	case err != nil:
+	}}
+	w := newWaiter(c, newWaitView(cmd.OutOrStdout(), cf.jsonOut()), nil, scope)
+	timedOut, err := w.wait(ctx, timeout)
+	if err != nil {
 		return err
 	}
 	if cf.jsonOut() {
@@ -406,8 +393,8 @@ func waitForGroup(cmd *cobra.Command, cf *clientFlags, c *client.Client, id uuid
 			return err
 		}
 	}
-	err = waitOutcome(gw.w.order, timeout, func(t *tracked) string { return failureText(ctx, c, t) })
-	if timedOut && !gw.sealed {
+	err = waitOutcome(w.order, timeout, func(t *tracked) string { return failureText(ctx, c, t) })
+	if timedOut && !scope.sealed {
 		code, reason := 8, fmt.Sprintf("task group %s is not sealed at the %s timeout", id, timeout)
 		if err != nil {
 			code |= exitCode(err)
@@ -425,224 +412,77 @@ func waitForGroup(cmd *cobra.Command, cf *clientFlags, c *client.Client, id uuid
 // while none of its tasks is incomplete: sealing a group sends no event.
 var sealPollEvery = time.Second
 
-// groupWaiter follows the tasks of a task group until the group is done:
-// sealed, and each of its tasks final. Its waiter keeps the tasks and
-// shows them; the group's events bring the tasks dispatched into it later.
-type groupWaiter struct {
-	w        *waiter
+// groupScope follows the tasks of a task group until the group is done:
+// sealed, and each of its tasks final. The group's events bring the tasks
+// dispatched into it later.
+type groupScope struct {
 	id       uuid.UUID
 	sealed   bool   // as last read
 	unsealed func() // called once, when the group is first read unsealed
-	warned   bool
 }
 
-func newGroupWaiter(c *client.Client, view waitView, id uuid.UUID, unsealed func()) *groupWaiter {
-	return &groupWaiter{w: newWaiter(c, view, nil, false), id: id, unsealed: unsealed}
+func (s *groupScope) subscribe(ctx context.Context, w *waiter) (*client.EventStream, error) {
+	return w.c.Events(ctx, nil, []uuid.UUID{s.id})
 }
 
-// done reports whether the group is done: sealed when last read, and each
-// task followed final (the read found all its tasks).
-func (g *groupWaiter) done() bool { return g.sealed && g.w.open == 0 }
-
-// applyEvent records a task event; a task not followed yet is followed if
-// the event says it is in the group.
-func (g *groupWaiter) applyEvent(ev apiv1.TaskEvent) {
-	t, ok := g.w.tasks[ev.ID]
-	if !ok {
-		if ev.TaskGroup == nil {
-			return
-		}
-		if id, err := apiv1.ParseTaskGroupRef(*ev.TaskGroup); err != nil || id != g.id {
-			return
-		}
-		t = g.w.track(ev.ID)
+// adopts takes a task of the group, even one that ended before it was
+// seen: it counts in the group's outcome.
+func (s *groupScope) adopts(ev apiv1.TaskEvent) bool {
+	if ev.TaskGroup == nil {
+		return false
 	}
-	g.w.apply(t, ev.Name, ev.State, ev.UpdatedAt.Time, ev.ProgressReports)
+	id, err := apiv1.ParseTaskGroupRef(*ev.TaskGroup)
+	return err == nil && id == s.id
 }
 
 // refresh reads the group, follows the tasks it lists, and, if any task
 // followed is not final, reads the states of the group's tasks.
-func (g *groupWaiter) refresh(ctx context.Context) error {
-	w := g.w
-	w.relist = false // here: "a task ended since the last read"
-	doc, err := w.c.TaskGroup(ctx, g.id)
+func (s *groupScope) refresh(ctx context.Context, w *waiter) error {
+	doc, err := w.c.TaskGroup(ctx, s.id)
 	if err != nil {
-		return fmt.Errorf("task group %s: %w", g.id, err)
+		return fmt.Errorf("task group %s: %w", s.id, err)
 	}
 	if doc.Tasks != nil {
 		for _, href := range *doc.Tasks {
 			id, err := apiv1.ParseTaskRef(href)
 			if err != nil {
-				return fmt.Errorf("task group %s: %w", g.id, err)
+				return fmt.Errorf("task group %s: %w", s.id, err)
 			}
 			w.track(id)
 		}
 	}
-	if !doc.AllTasksDispatched && !g.warned {
-		g.warned = true
-		if g.unsealed != nil {
-			g.unsealed()
-		}
+	if !doc.AllTasksDispatched && s.unsealed != nil {
+		s.unsealed()
+		s.unsealed = nil
 	}
 	if w.open > 0 {
-		if err := g.readTasks(ctx); err != nil {
+		tasks, err := w.c.AllTasks(ctx, url.Values{"task_group": {s.id.String()}, "limit": {strconv.Itoa(apiv1.MaxLimit)}})
+		if err != nil {
+			return fmt.Errorf("tasks of group %s: %w", s.id, err)
+		}
+		// Final tasks may be deleted: one gone is forgotten.
+		if err := w.readTasks(ctx, tasks, true); err != nil {
 			return err
 		}
 	}
 	// Read before the tasks: when sealed, every task was in doc.Tasks.
-	g.sealed = doc.AllTasksDispatched
+	// Set only once they are read, so that a timeout meanwhile finds the
+	// group as it was when fully read.
+	s.sealed = doc.AllTasksDispatched
 	return nil
 }
 
-// readTasks lists the group's tasks and applies their states; a task
-// followed, not final and not listed is read alone, and forgotten if it
-// no longer exists (final tasks may be deleted).
-func (g *groupWaiter) readTasks(ctx context.Context) error {
-	w := g.w
-	tasks, err := w.c.AllTasks(ctx, url.Values{"task_group": {g.id.String()}, "limit": {strconv.Itoa(apiv1.MaxLimit)}})
-	if err != nil {
-		return fmt.Errorf("tasks of group %s: %w", g.id, err)
-	}
-	listed := map[uuid.UUID]bool{}
-	for i := range tasks {
-		listed[tasks[i].ID] = true
-		w.applyTask(w.track(tasks[i].ID), &tasks[i])
-	}
-	var stale []*tracked
-	for _, t := range w.order {
-		if !t.final() && !listed[t.id] {
-			stale = append(stale, t)
-		}
-	}
-	got := make([]*apiv1.Task, len(stale))
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(8)
-	for i, t := range stale {
-		eg.Go(func() error {
-			task, err := w.c.Task(ectx, t.id)
-			if client.IsStatus(err, http.StatusNotFound) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("task %s: %w", t.id, err)
-			}
-			got[i] = task
-			return nil
-		})
-	}
-	if err := eg.Wait(); err != nil {
-		return err
-	}
-	for i, t := range stale {
-		if got[i] == nil {
-			w.forget(t)
-		} else {
-			w.applyTask(t, got[i])
-		}
-	}
-	return nil
-}
+// done needs the group sealed: until then tasks may still come.
+func (s *groupScope) done(*waiter) bool { return s.sealed }
 
-// run follows the group until it is done, ctx ends (its cause is returned:
-// errTimeout at the timeout) or the server cannot be reached.
-func (g *groupWaiter) run(ctx context.Context) error {
-	// Subscribe first, then read the group: no change is missed.
-	f, err := g.follow(ctx)
-	if err != nil {
-		return err
+// reread reads an unsealed group with nothing left to run every
+// sealPollEvery, to see it sealed, at once after its last task ended.
+func (s *groupScope) reread(w *waiter) (time.Duration, bool) {
+	switch {
+	case s.sealed || w.open > 0:
+		return 0, false
+	case w.ended:
+		return 0, true
 	}
-	defer func() { f.close() }()
-	if err := g.refresh(ctx); err != nil {
-		return err
-	}
-	recheck := time.NewTicker(recheckEvery)
-	defer recheck.Stop()
-	poll := time.NewTimer(time.Hour)
-	defer poll.Stop()
-	var pollAt time.Time
-	for !g.done() {
-		// Unsealed with nothing left to run: read the group now and then
-		// to see it sealed, at once after its last task ended.
-		var pollC <-chan time.Time
-		if !g.sealed && g.w.open == 0 {
-			if pollAt.IsZero() {
-				pollAt = time.Now().Add(sealPollEvery)
-			}
-			if g.w.relist {
-				pollAt = time.Now()
-			}
-			poll.Reset(time.Until(pollAt))
-			pollC = poll.C
-		}
-		select {
-		case ev := <-f.events:
-			g.applyEvent(ev)
-			continue
-		case err := <-f.errc:
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
-			}
-			f.close()
-			next, err := g.reconnect(ctx, err)
-			if err != nil {
-				return err
-			}
-			f = next
-		case <-recheck.C:
-		case <-pollC:
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-		pollAt = time.Time{}
-		if err := g.refresh(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// follow subscribes to the group's events and reads them in a goroutine.
-func (g *groupWaiter) follow(ctx context.Context) (*feed, error) {
-	s, err := g.w.c.Events(ctx, nil, []uuid.UUID{g.id})
-	if err != nil {
-		return nil, err
-	}
-	f := &feed{s: s, events: make(chan apiv1.TaskEvent), errc: make(chan error, 1), stop: make(chan struct{})}
-	go func() {
-		for {
-			ev, err := s.Next()
-			if err != nil {
-				f.errc <- err
-				return
-			}
-			select {
-			case f.events <- ev:
-			case <-f.stop:
-				return
-			}
-		}
-	}()
-	return f, nil
-}
-
-// reconnect subscribes again after the stream broke, for a while.
-func (g *groupWaiter) reconnect(ctx context.Context, cause error) (*feed, error) {
-	deadline := time.Now().Add(reconnectFor)
-	for {
-		f, err := g.follow(ctx)
-		if err == nil {
-			return f, nil
-		}
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the event stream ended (%v) and subscribing again failed: %w", cause, err)
-		}
-		select {
-		case <-time.After(time.Second):
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		}
-	}
+	return sealPollEvery, true
 }

@@ -598,36 +598,46 @@ func TestDispatchOptions(t *testing.T) {
 	}
 }
 
-// TestGroupWaiterFollowsTheGroup checks, without a server, that events
+// TestGroupScopeFollowsTheGroup checks, without a server, that events
 // bring new tasks of the group only, and that the group is done only once
 // sealed.
-func TestGroupWaiterFollowsTheGroup(t *testing.T) {
+func TestGroupScopeFollowsTheGroup(t *testing.T) {
 	id := uuid.New()
 	href := apiv1.TaskGroupHref(id)
 	other := apiv1.TaskGroupHref(uuid.New())
-	view := &recordView{}
-	g := newGroupWaiter(nil, view, id, nil)
+	scope := &groupScope{id: id}
+	w := newWaiter(nil, &recordView{}, nil, scope)
 	a, b := uuid.New(), uuid.New()
-	g.applyEvent(apiv1.TaskEvent{ID: a, Name: "n", State: "running", TaskGroup: &href})
-	g.applyEvent(apiv1.TaskEvent{ID: uuid.New(), Name: "n", State: "running", TaskGroup: &other}) // another group
-	g.applyEvent(apiv1.TaskEvent{ID: uuid.New(), Name: "n", State: "running"})                    // no group
-	if len(g.w.order) != 1 || g.w.open != 1 {
-		t.Fatalf("%d tasks, %d open", len(g.w.order), g.w.open)
+	w.applyEvent(apiv1.TaskEvent{ID: a, Name: "n", State: "running", TaskGroup: &href})
+	w.applyEvent(apiv1.TaskEvent{ID: uuid.New(), Name: "n", State: "running", TaskGroup: &other}) // another group
+	w.applyEvent(apiv1.TaskEvent{ID: uuid.New(), Name: "n", State: "running"})                    // no group
+	if len(w.order) != 1 || w.open != 1 {
+		t.Fatalf("%d tasks, %d open", len(w.order), w.open)
 	}
-	g.applyEvent(apiv1.TaskEvent{ID: a, Name: "n", State: "completed", UpdatedAt: apiv1.Time{Time: time.Now()}})
-	if g.done() {
+	if _, ok := scope.reread(w); ok {
+		t.Fatal("a reread asked for while a task runs")
+	}
+	w.applyEvent(apiv1.TaskEvent{ID: a, Name: "n", State: "completed", UpdatedAt: apiv1.Time{Time: time.Now()}})
+	if w.done() {
 		t.Fatal("done while not sealed")
 	}
-	g.sealed = true
-	if !g.done() {
+	if after, ok := scope.reread(w); !ok || after != 0 {
+		t.Fatalf("unsealed once its last task ended: reread after %s, %v; want at once", after, ok)
+	}
+	w.ended = false
+	if after, ok := scope.reread(w); !ok || after != sealPollEvery {
+		t.Fatalf("unsealed with nothing to run: reread after %s, %v; want %s", after, ok, sealPollEvery)
+	}
+	scope.sealed = true
+	if !w.done() {
 		t.Fatal("not done once sealed with every task final")
 	}
 	// A task that ended before it was seen still counts (skipped here).
-	g.applyEvent(apiv1.TaskEvent{ID: b, Name: "n", State: "skipped", TaskGroup: &href})
-	if !g.done() || len(g.w.order) != 2 {
-		t.Fatalf("done %v, %d tasks", g.done(), len(g.w.order))
+	w.applyEvent(apiv1.TaskEvent{ID: b, Name: "n", State: "skipped", TaskGroup: &href})
+	if !w.done() || len(w.order) != 2 {
+		t.Fatalf("done %v, %d tasks", w.done(), len(w.order))
 	}
-	if err := waitOutcome(g.w.order, 0, func(*tracked) string { return "" }); exitCode(err) != 16 {
+	if err := waitOutcome(w.order, 0, func(*tracked) string { return "" }); exitCode(err) != 16 {
 		t.Errorf("outcome %v", err)
 	}
 }

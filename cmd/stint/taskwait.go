@@ -82,21 +82,12 @@ func parseTaskIDs(args []string) ([]uuid.UUID, error) {
 // one task with single, a list otherwise.
 func waitFor(cmd *cobra.Command, cf *clientFlags, c *client.Client, ids []uuid.UUID, all bool, timeout time.Duration, single bool) error {
 	ctx := cmd.Context()
-	view := newWaitView(cmd.OutOrStdout(), cf.jsonOut())
-	w := newWaiter(c, view, ids, all)
-	wctx, cancel := ctx, context.CancelFunc(func() {})
-	if timeout > 0 {
-		wctx, cancel = context.WithTimeoutCause(ctx, timeout, errTimeout)
+	var scope waitScope = idsScope{}
+	if all {
+		scope = &allScope{}
 	}
-	err := w.run(wctx)
-	cancel()
-	timedOut := errors.Is(err, errTimeout)
-	view.end(w.order, timedOut)
-	switch {
-	case timedOut:
-	case err != nil && ctx.Err() != nil:
-		return errors.New("interrupted")
-	case err != nil:
+	w := newWaiter(c, newWaitView(cmd.OutOrStdout(), cf.jsonOut()), ids, scope)
+	if _, err := w.wait(ctx, timeout); err != nil {
 		return err
 	}
 	if cf.jsonOut() {

@@ -59,23 +59,41 @@ type waitView interface {
 	end(tasks []*tracked, timedOut bool)
 }
 
-// waiter follows tasks until they are final: given ids, or with all every
-// task that is incomplete now or becomes so before the others end.
+// waiter follows tasks until they are final: the ids given, and those its
+// scope brings. It keeps the tasks, the event stream and the loop, so that
+// each way of waiting only says what it covers.
 type waiter struct {
 	c     *client.Client
 	view  waitView
-	all   bool
+	scope waitScope
 	tasks map[uuid.UUID]*tracked
 	order []*tracked
-	open  int // tracked tasks not final
-
-	listedNone bool      // all: the last list found no incomplete task
-	relist     bool      // all: a task ended since the last list
-	relistAt   time.Time // all: when to list again
+	open  int  // tracked tasks not final
+	ended bool // a task ended since the last refresh
 }
 
-func newWaiter(c *client.Client, view waitView, ids []uuid.UUID, all bool) *waiter {
-	w := &waiter{c: c, view: view, all: all, tasks: map[uuid.UUID]*tracked{}}
+// waitScope is what a wait follows beyond the ids given to it: nothing
+// (idsScope), every incomplete task (allScope) or a task group
+// (groupScope).
+type waitScope interface {
+	// subscribe opens the event stream the wait needs.
+	subscribe(ctx context.Context, w *waiter) (*client.EventStream, error)
+	// adopts reports whether the event of a task not followed brings a
+	// task to follow.
+	adopts(ev apiv1.TaskEvent) bool
+	// refresh reads what the scope covers now, and the states of the
+	// tasks followed with w.readTasks.
+	refresh(ctx context.Context, w *waiter) error
+	// done reports whether the wait is over once every task followed is
+	// final.
+	done(w *waiter) bool
+	// reread reports whether to refresh before the next recheck, and
+	// after how long (0: at once), for what no event tells.
+	reread(w *waiter) (after time.Duration, ok bool)
+}
+
+func newWaiter(c *client.Client, view waitView, ids []uuid.UUID, scope waitScope) *waiter {
+	w := &waiter{c: c, view: view, scope: scope, tasks: map[uuid.UUID]*tracked{}}
 	for _, id := range ids {
 		w.track(id)
 	}
@@ -118,7 +136,7 @@ func (w *waiter) apply(t *tracked, name, state string, updated time.Time, progre
 	t.name, t.state, t.updated, t.progress = name, state, updated, progress
 	if t.final() {
 		w.open--
-		w.relist = true
+		w.ended = true
 	}
 	w.view.show(t, changed)
 }
@@ -130,51 +148,38 @@ func (w *waiter) applyTask(t *tracked, task *apiv1.Task) {
 func (w *waiter) applyEvent(ev apiv1.TaskEvent) {
 	t, ok := w.tasks[ev.ID]
 	if !ok {
-		if !w.all || apiv1.FinalState(ev.State) {
+		if !w.scope.adopts(ev) {
 			return
 		}
-		t = w.track(ev.ID) // a task that appeared during "wait all"
-		w.listedNone = false
+		t = w.track(ev.ID)
 	}
 	w.apply(t, ev.Name, ev.State, ev.UpdatedAt.Time, ev.ProgressReports)
 }
 
-// done reports whether the wait is over: every task followed is final and,
-// for all, the server listed no incomplete task since.
-func (w *waiter) done() bool {
-	return w.open == 0 && (!w.all || (w.listedNone && !w.relist))
-}
+// done reports whether the wait is over: every task followed is final and
+// the scope has nothing more to wait for.
+func (w *waiter) done() bool { return w.open == 0 && w.scope.done(w) }
 
-// subscribe opens the event stream the wait needs.
-func (w *waiter) subscribe(ctx context.Context) (*client.EventStream, error) {
-	var ids []uuid.UUID
-	if !w.all && len(w.order) <= maxFilteredTasks {
-		for _, t := range w.order {
-			ids = append(ids, t.id)
-		}
-	}
-	return w.c.Events(ctx, ids, nil)
-}
-
-// refresh reads the current state of what the wait follows: with all, the
-// list of incomplete tasks; then each task followed that is not final.
+// refresh reads the current state of what the wait follows.
 func (w *waiter) refresh(ctx context.Context) error {
-	listed := map[uuid.UUID]bool{}
-	if w.all {
-		w.relist = false
-		tasks, err := w.c.AllTasks(ctx, url.Values{"state__in": {incompleteStates}, "limit": {fmt.Sprint(apiv1.MaxLimit)}})
-		if err != nil {
-			return err
-		}
-		w.listedNone = len(tasks) == 0
-		for i := range tasks {
-			listed[tasks[i].ID] = true
-			w.applyTask(w.track(tasks[i].ID), &tasks[i])
-		}
+	w.ended = false
+	return w.scope.refresh(ctx, w)
+}
+
+// readTasks applies the states of the tasks a scope listed, following
+// those not followed yet, then reads each task followed that is neither
+// final nor listed. Such a task that no longer exists is an error, or,
+// with forgetGone (tasks a list found, which may be deleted once final),
+// forgotten.
+func (w *waiter) readTasks(ctx context.Context, listed []apiv1.Task, forgetGone bool) error {
+	inList := map[uuid.UUID]bool{}
+	for i := range listed {
+		inList[listed[i].ID] = true
+		w.applyTask(w.track(listed[i].ID), &listed[i])
 	}
 	var stale []*tracked
 	for _, t := range w.order {
-		if !t.final() && !listed[t.id] {
+		if !t.final() && !inList[t.id] {
 			stale = append(stale, t)
 		}
 	}
@@ -184,7 +189,7 @@ func (w *waiter) refresh(ctx context.Context) error {
 	for i, t := range stale {
 		g.Go(func() error {
 			task, err := w.c.Task(gctx, t.id)
-			if w.all && client.IsStatus(err, http.StatusNotFound) {
+			if forgetGone && client.IsStatus(err, http.StatusNotFound) {
 				return nil // deleted once final: nothing to wait for
 			}
 			if err != nil {
@@ -207,6 +212,27 @@ func (w *waiter) refresh(ctx context.Context) error {
 	return nil
 }
 
+// wait runs the wait until it is done or the timeout (0 for none) and ends
+// the view. It returns whether the timeout stopped it, or the error that
+// did: "interrupted" when ctx ended.
+func (w *waiter) wait(ctx context.Context, timeout time.Duration) (timedOut bool, err error) {
+	wctx, cancel := ctx, context.CancelFunc(func() {})
+	if timeout > 0 {
+		wctx, cancel = context.WithTimeoutCause(ctx, timeout, errTimeout)
+	}
+	err = w.run(wctx)
+	cancel()
+	timedOut = errors.Is(err, errTimeout)
+	w.view.end(w.order, timedOut)
+	switch {
+	case timedOut:
+		return true, nil
+	case err != nil && ctx.Err() != nil:
+		return false, errors.New("interrupted")
+	}
+	return false, err
+}
+
 // run follows the tasks until done, ctx ends (its cause is returned: with
 // errTimeout at the timeout) or the server cannot be reached.
 func (w *waiter) run(ctx context.Context) error {
@@ -221,18 +247,17 @@ func (w *waiter) run(ctx context.Context) error {
 	}
 	recheck := time.NewTicker(recheckEvery)
 	defer recheck.Stop()
-	relist := time.NewTimer(time.Hour)
-	defer relist.Stop()
+	reread := time.NewTimer(time.Hour)
+	defer reread.Stop()
+	var rereadAt time.Time // when the reread the scope asks for is due
 	for !w.done() {
-		if w.all && w.relist {
-			// List again soon after tasks end, at once when none is left.
-			if w.relistAt.IsZero() {
-				w.relistAt = time.Now().Add(relistAfter)
+		var rereadC <-chan time.Time
+		if after, ok := w.scope.reread(w); ok {
+			if rereadAt.IsZero() || after == 0 {
+				rereadAt = time.Now().Add(after)
 			}
-			if w.open == 0 {
-				w.relistAt = time.Now()
-			}
-			relist.Reset(time.Until(w.relistAt))
+			reread.Reset(time.Until(rereadAt))
+			rereadC = reread.C
 		}
 		select {
 		case ev := <-f.events:
@@ -249,14 +274,11 @@ func (w *waiter) run(ctx context.Context) error {
 			}
 			f = next
 		case <-recheck.C:
-		case <-relist.C:
-			if !w.relist {
-				continue
-			}
+		case <-rereadC:
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
-		w.relistAt = time.Time{}
+		rereadAt = time.Time{}
 		if err := w.refresh(ctx); err != nil {
 			return err
 		}
@@ -294,8 +316,10 @@ type feed struct {
 	stop   chan struct{}
 }
 
+// follow subscribes to the events of the wait's scope and reads them in a
+// goroutine.
 func (w *waiter) follow(ctx context.Context) (*feed, error) {
-	s, err := w.subscribe(ctx)
+	s, err := w.scope.subscribe(ctx, w)
 	if err != nil {
 		return nil, err
 	}
@@ -324,4 +348,72 @@ func (f *feed) close() {
 		close(f.stop)
 		f.s.Close()
 	}
+}
+
+// idsScope follows the tasks given and no other.
+type idsScope struct{}
+
+// subscribe names the tasks, unless there are too many to name.
+func (idsScope) subscribe(ctx context.Context, w *waiter) (*client.EventStream, error) {
+	var ids []uuid.UUID
+	if len(w.order) <= maxFilteredTasks {
+		for _, t := range w.order {
+			ids = append(ids, t.id)
+		}
+	}
+	return w.c.Events(ctx, ids, nil)
+}
+
+func (idsScope) adopts(apiv1.TaskEvent) bool { return false }
+
+// refresh reads each task: one given must exist.
+func (idsScope) refresh(ctx context.Context, w *waiter) error { return w.readTasks(ctx, nil, false) }
+
+func (idsScope) done(*waiter) bool { return true }
+
+func (idsScope) reread(*waiter) (time.Duration, bool) { return 0, false }
+
+// allScope follows every task that is incomplete, or becomes so before
+// the others end: the wait is over once a list finds none.
+type allScope struct {
+	listedNone bool // the last list found no incomplete task
+}
+
+func (*allScope) subscribe(ctx context.Context, w *waiter) (*client.EventStream, error) {
+	return w.c.Events(ctx, nil, nil)
+}
+
+// adopts takes a task that appeared during the wait, unless it has
+// already ended.
+func (s *allScope) adopts(ev apiv1.TaskEvent) bool {
+	if apiv1.FinalState(ev.State) {
+		return false
+	}
+	s.listedNone = false
+	return true
+}
+
+func (s *allScope) refresh(ctx context.Context, w *waiter) error {
+	tasks, err := w.c.AllTasks(ctx, url.Values{"state__in": {incompleteStates}, "limit": {fmt.Sprint(apiv1.MaxLimit)}})
+	if err != nil {
+		return err
+	}
+	s.listedNone = len(tasks) == 0
+	return w.readTasks(ctx, tasks, true)
+}
+
+// done asks for a list with no incomplete task since the last task ended:
+// others may have been dispatched meanwhile.
+func (s *allScope) done(w *waiter) bool { return s.listedNone && !w.ended }
+
+// reread lists again soon after tasks end (coalescing the lists their
+// events would ask for), at once when none is left.
+func (*allScope) reread(w *waiter) (time.Duration, bool) {
+	switch {
+	case !w.ended:
+		return 0, false
+	case w.open == 0:
+		return 0, true
+	}
+	return relistAfter, true
 }

@@ -58,7 +58,7 @@ func (v *recordView) end([]*tracked, bool) {}
 func TestWaiterApply(t *testing.T) {
 	id := uuid.New()
 	view := &recordView{}
-	w := newWaiter(nil, view, []uuid.UUID{id}, false)
+	w := newWaiter(nil, view, []uuid.UUID{id}, idsScope{})
 	t0 := time.Now()
 	ev := func(state string, at time.Time) apiv1.TaskEvent {
 		return apiv1.TaskEvent{ID: id, Name: "n", State: state, UpdatedAt: apiv1.Time{Time: at}}
@@ -81,8 +81,7 @@ func TestWaiterApply(t *testing.T) {
 }
 
 func TestWaiterAllAddsTasksAndNeedsAnEmptyList(t *testing.T) {
-	w := newWaiter(nil, &recordView{}, nil, true)
-	w.listedNone = true
+	w := newWaiter(nil, &recordView{}, nil, &allScope{listedNone: true})
 	if !w.done() {
 		t.Fatal("an empty list is not done")
 	}
@@ -93,7 +92,7 @@ func TestWaiterAllAddsTasksAndNeedsAnEmptyList(t *testing.T) {
 		t.Fatalf("a new task: done %v, %d tasks", w.done(), len(w.order))
 	}
 	w.applyEvent(apiv1.TaskEvent{ID: a, State: "completed"})
-	if w.done() || !w.relist {
+	if w.done() || !w.ended {
 		t.Fatal("done before listing again")
 	}
 }
