@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stint-dev/stint/apiv1"
 	"github.com/stint-dev/stint/internal/auth"
 	"github.com/stint-dev/stint/store"
 )
@@ -146,4 +147,14 @@ func (s *Server) identify(ctx context.Context, h http.Header) (principal, *refus
 		return principal{}, invalid, nil
 	}
 	return principal{user: user.Name, admin: user.Role == store.RoleAdmin}, nil, nil
+}
+
+// me is GET /me: the caller, its role and the server's cancel policy.
+func (s *Server) me(w http.ResponseWriter, r *http.Request) {
+	p := caller(r)
+	role := store.RoleUser
+	if p.admin {
+		role = store.RoleAdmin
+	}
+	writeJSON(w, http.StatusOK, apiv1.Me{User: p.user, Role: string(role), Open: p.admin && p.user == "", CancelPolicy: string(s.cfg.CancelPolicy)})
 }

@@ -85,6 +85,7 @@ func TestPermissions(t *testing.T) {
 			// alice's task, canceled above, is deleted by alice: gone for the admin.
 			{"DELETE", task(aliceTask), nil, [5]int{401, 401, 204, 404, 404}},
 			{"POST", "/api/v1/tasks/purge", func(string) any { return apiv1.PurgeTasks{} }, [5]int{401, 401, 403, 403, 202}},
+			{"GET", "/api/v1/me", nil, [5]int{401, 401, 200, 200, 200}},
 			{"GET", "/api/v1/status", nil, [5]int{200, 200, 200, 200, 200}},
 			{"GET", "/api/v1/openapi.json", nil, [5]int{200, 200, 200, 200, 200}},
 		}
@@ -337,6 +338,29 @@ func TestOpenMode(t *testing.T) {
 			t.Errorf("alice sees the anonymous tasks: %s", mustJSON(page))
 		}
 		open.must("GET", "/api/v1/status", nil, 200, nil) // still public
+	})
+}
+
+// TestMe: each caller learns who it is and the cancel policy.
+func TestMe(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		a := newAuthEnv(t, eng, api.Config{CancelPolicy: api.CancelAdminOnly})
+		for who, want := range map[string]apiv1.Me{
+			"alice": {User: "alice", Role: "user", CancelPolicy: "admin-only"},
+			"admin": {User: "root", Role: "admin", CancelPolicy: "admin-only"},
+		} {
+			var got apiv1.Me
+			a.by[who].must("GET", "/api/v1/me", nil, 200, &got)
+			if got != want {
+				t.Errorf("me as %s: %+v, want %+v", who, got, want)
+			}
+		}
+		open := newEnv(t, eng, api.Config{AllowOpen: true})
+		var got apiv1.Me
+		open.must("GET", "/api/v1/me", nil, 200, &got)
+		if want := (apiv1.Me{Role: "admin", Open: true, CancelPolicy: "owner"}); got != want {
+			t.Errorf("me in open mode: %+v, want %+v", got, want)
+		}
 	})
 }
 

@@ -130,6 +130,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET "+p+"/task-groups/{id}", s.authenticate(s.getTaskGroup))
 	mux.Handle("PATCH "+p+"/task-groups/{id}", s.authenticate(s.patchTaskGroup))
 	mux.Handle("GET "+p+"/events", s.authenticate(s.streamEvents))
+	mux.Handle("GET "+p+"/me", s.authenticate(s.me))
 	mux.HandleFunc("GET "+p+"/status", s.status)
 	mux.HandleFunc("GET "+p+"/openapi.json", s.openAPI)
 	mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {

@@ -294,6 +294,21 @@ type TasksStatus struct {
 	Canceling int `json:"canceling"`
 }
 
+// Me is the answer of GET /me: who the caller is and what it may do, for
+// clients such as the web UI that adapt to it.
+type Me struct {
+	// User is the caller's name; empty for the anonymous admin of open
+	// mode.
+	User string `json:"user"`
+	// Role is "user" or "admin".
+	Role string `json:"role"`
+	// Open: the server has no users and takes requests without a token.
+	Open bool `json:"open"`
+	// CancelPolicy is the server's: "owner" (a user cancels its own tasks)
+	// or "admin-only".
+	CancelPolicy string `json:"cancel_policy"`
+}
+
 // EventTask is the name (the SSE "event:" field) of task change events.
 const EventTask = "task"
 

@@ -65,7 +65,7 @@ func TestDocumentLoads(t *testing.T) {
 		"GET /api/v1/tasks", "POST /api/v1/tasks", "GET /api/v1/tasks/{id}", "PATCH /api/v1/tasks/{id}",
 		"DELETE /api/v1/tasks/{id}", "POST /api/v1/tasks/purge",
 		"GET /api/v1/task-groups", "POST /api/v1/task-groups", "GET /api/v1/task-groups/{id}", "PATCH /api/v1/task-groups/{id}",
-		"GET /api/v1/workers", "GET /api/v1/workers/{name}",
+		"GET /api/v1/workers", "GET /api/v1/workers/{name}", "GET /api/v1/me",
 		"GET /healthz", "GET /metrics", "GET /readyz",
 	}
 	var got []string
@@ -146,6 +146,7 @@ var schemaTypes = map[string]reflect.Type{
 	"CreateTaskGroup": reflect.TypeFor[apiv1.CreateTaskGroup](),
 	"PatchTaskGroup":  reflect.TypeFor[apiv1.PatchTaskGroup](),
 	"PurgeTasks":      reflect.TypeFor[apiv1.PurgeTasks](),
+	"Me":              reflect.TypeFor[apiv1.Me](),
 }
 
 // TestSchemasMatchAPIV1 compares each object schema with its Go type field
