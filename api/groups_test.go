@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -181,6 +182,45 @@ func TestTaskGroupDispatchesTasksAllOrNothing(t *testing.T) {
 		if g := e.waitGroupDone(three); g.Counts["completed"] != 3 || g.Counts["total"] != 3 {
 			t.Fatalf("the group of three: %+v", g.Counts)
 		}
+	})
+}
+
+// TestThousandTaskGroup dispatches 1,000 tasks in one request; while a
+// worker runs them, every read of the group adds up to 1,000, and it ends
+// done with every task completed.
+func TestThousandTaskGroup(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		e := newEnv(t, eng, api.Config{AllowOpen: true})
+		tasks := make([]apiv1.DispatchTask, 1000)
+		for i := range tasks {
+			tasks[i] = apiv1.DispatchTask{Name: "stint.noop", ExclusiveResources: []string{"repo:" + strconv.Itoa(i%10)}, SharedResources: []string{"remote"}}
+		}
+		var ref apiv1.TaskGroupRef
+		e.must("POST", "/api/v1/task-groups", apiv1.CreateTaskGroup{Description: "a thousand", Tasks: &tasks}, 202, &ref)
+		e.startWorker("w1")
+		reads := 0
+		for deadline := time.Now().Add(60 * time.Second); ; reads++ {
+			g := e.group(ref.TaskGroup)
+			sum := 0
+			for state, n := range g.Counts {
+				if state != "total" {
+					sum += n
+				}
+			}
+			if sum != 1000 || g.Counts["total"] != 1000 || len(tasksOf(g)) != 1000 {
+				t.Fatalf("read %d: counts add up to %d (total %d, %d tasks): %v", reads, sum, g.Counts["total"], len(tasksOf(g)), g.Counts)
+			}
+			if g.Done {
+				if g.Counts["completed"] != 1000 {
+					t.Fatalf("done with %v", g.Counts)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not done after 60 s: %v", g.Counts)
+			}
+		}
+		t.Logf("%d reads while the group ran", reads)
 	})
 }
 
