@@ -15,6 +15,7 @@ import (
 	"github.com/stint-dev/stint/apiv1"
 	"github.com/stint-dev/stint/internal/metrics"
 	"github.com/stint-dev/stint/store"
+	"github.com/stint-dev/stint/ui"
 )
 
 // DefaultMaxBodyBytes is the default limit on request bodies.
@@ -109,7 +110,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Close() { s.events.stop() }
 
 // Handler returns the server's HTTP handler: /api/v1/..., /metrics,
-// /healthz and /readyz.
+// /healthz, /readyz and the web UI at /ui/ (/ and /ui redirect to it).
 func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
@@ -142,6 +143,9 @@ func (s *Server) routes() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET "+ui.Prefix, ui.Handler())
+	mux.Handle("GET /ui", http.RedirectHandler(ui.Prefix, http.StatusMovedPermanently))
+	mux.Handle("GET /{$}", http.RedirectHandler(ui.Prefix, http.StatusFound))
 	return s.recoverPanics(trimTrailingSlash(mux))
 }
 
