@@ -31,6 +31,10 @@ type WorkerConfig struct {
 	PollInterval time.Duration
 	// HeartbeatInterval; default 2 s.
 	HeartbeatInterval time.Duration
+	// MissingAfter: a worker silent this long is lost, and the worker,
+	// at each heartbeat, drops its tasks (DESIGN §5); default 10 s, more
+	// than HeartbeatInterval.
+	MissingAfter time.Duration
 	// SweepInterval is how often the scheduler's safety net runs; default
 	// 30 s, negative disables it.
 	SweepInterval time.Duration
@@ -85,7 +89,7 @@ func NewWorker(st store.Store, reg *Registry, cfg WorkerConfig) (*Worker, error)
 	inner, err := worker.New(st, worker.Config{
 		Name: cfg.Name, Hostname: host, PID: os.Getpid(), Concurrency: cfg.Concurrency,
 		ClaimBatch: cfg.Concurrency, Names: reg.Names(), Versions: cfg.Versions, Handler: handler,
-		PollInterval: cfg.PollInterval, HeartbeatInterval: cfg.HeartbeatInterval,
+		PollInterval: cfg.PollInterval, HeartbeatInterval: cfg.HeartbeatInterval, MissingAfter: cfg.MissingAfter,
 		SweepInterval: cfg.SweepInterval, ShutdownGrace: cfg.ShutdownGrace, Logger: cfg.Logger,
 		Finished: cfg.OnFinished,
 	})

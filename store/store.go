@@ -298,6 +298,17 @@ type SweepResult struct {
 // Total is the number of repairs.
 func (r SweepResult) Total() int { return r.Unblocked + r.StaleQueues }
 
+// LostWorkers is what DropLostWorkers did: the workers it declared lost, by
+// name, and the tasks it ended, in id order.
+type LostWorkers struct {
+	Workers []string
+	Tasks   []uuid.UUID
+}
+
+// WorkerLostKind is the Kind of the error of a task that DropLostWorkers
+// ended.
+const WorkerLostKind = "worker-lost"
+
 // Role is what a user may do: see DESIGN §8 and docs/security.md.
 type Role string
 
@@ -447,10 +458,34 @@ type Store interface {
 	// RegisterWorker adds or replaces a worker and sets its heartbeat.
 	RegisterWorker(ctx context.Context, w WorkerInfo) error
 	// Heartbeat refreshes a worker's heartbeat and returns the states of the
-	// given tasks, so the worker notices cancels it was not told about.
+	// given tasks, so the worker notices cancels it was not told about. It
+	// returns ErrNotFound for a worker that is not in the list (removed, or
+	// declared lost by DropLostWorkers): the worker registers again.
 	Heartbeat(ctx context.Context, worker string, running []uuid.UUID) (map[uuid.UUID]State, error)
 	// RemoveWorker deletes a worker that stops cleanly.
 	RemoveWorker(ctx context.Context, name string) error
+	// DropLostWorkers declares lost every worker whose last heartbeat is
+	// older than missingAfter (> 0) by the database's clock (on SQLite, the
+	// clock of the one process that writes the file). For each of them, in
+	// one transaction: its running tasks end dropped and its canceling ones
+	// canceled, with finished_at set and an error of kind WorkerLostKind
+	// ("worker W stopped heartbeating (last heartbeat at T); the task was
+	// dropped", or "...was canceled" for a canceling one); their resources
+	// are freed and the tasks behind them unblocked exactly as Finish does;
+	// the changes are published; and the worker leaves the worker list, as
+	// RemoveWorker does. It returns what it did, empty when no worker is
+	// lost; a worker without tasks is still listed.
+	//
+	// It is safe to call from many processes at once: each task is ended,
+	// and each worker reported, by exactly one call.
+	//
+	// A lost worker that comes back (it was paused, not dead) finds its
+	// tasks final: its Finish and SaveOutputs are fenced off like any stale
+	// run's, and Heartbeat fails with ErrNotFound, as for a removed worker,
+	// instead of silently putting it back in the list. The worker then
+	// registers again (RegisterWorker) and, seeing its tasks' states in the
+	// next heartbeat, stops the runs it no longer owns.
+	DropLostWorkers(ctx context.Context, missingAfter time.Duration) (LostWorkers, error)
 	// Workers lists the registered workers, by name.
 	Workers(ctx context.Context) ([]WorkerInfo, error)
 	// Worker returns one registered worker, or ErrNotFound.

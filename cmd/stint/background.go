@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"time"
@@ -17,7 +18,11 @@ const apiNodeHeartbeat = 2 * time.Second
 // registerAPINode registers this process, which runs no worker, under the
 // name its immediate tasks run under (stint.DefaultWorkerName), with
 // concurrency 0, and heartbeats until ctx ends; then it leaves the worker
-// list. A run lost with this process is then detected like a worker's.
+// list. A run lost with this process is then detected like a worker's. At
+// each heartbeat it also ends the tasks of the workers silent for
+// api.DefaultMissingAfter (store.DropLostWorkers), as workers do, so that
+// lost workers are found even where no worker is left; and it registers
+// again when it finds itself removed from the list.
 func registerAPINode(ctx context.Context, st store.Store, log *slog.Logger) {
 	host, _ := os.Hostname()
 	info := store.WorkerInfo{Name: stint.DefaultWorkerName(), Hostname: host, PID: os.Getpid()}
@@ -26,6 +31,7 @@ func registerAPINode(ctx context.Context, st store.Store, log *slog.Logger) {
 	}
 	tick := time.NewTicker(apiNodeHeartbeat)
 	defer tick.Stop()
+	lastBeat := time.Now().Round(0)
 	for {
 		select {
 		case <-ctx.Done():
@@ -34,8 +40,36 @@ func registerAPINode(ctx context.Context, st store.Store, log *slog.Logger) {
 			}
 			return
 		case <-tick.C:
-			if _, err := st.Heartbeat(ctx, info.Name, nil); err != nil && ctx.Err() == nil {
-				log.Warn("API node heartbeat", "err", err)
+			_, err := st.Heartbeat(ctx, info.Name, nil)
+			if errors.Is(err, store.ErrNotFound) {
+				log.Warn("the API node was removed from the worker list; registering again")
+				err = st.RegisterWorker(ctx, info)
+			}
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("API node heartbeat", "err", err)
+				}
+				continue
+			}
+			// Wall-clock time, as internal/worker: after a stop of this
+			// process or machine, the others beside it get a round to
+			// heartbeat before they are judged.
+			now := time.Now().Round(0)
+			stalled := now.Sub(lastBeat) > apiNodeHeartbeat+(api.DefaultMissingAfter-apiNodeHeartbeat)/2
+			lastBeat = now
+			if stalled {
+				continue
+			}
+			lost, err := st.DropLostWorkers(ctx, api.DefaultMissingAfter)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("looking for lost workers", "err", err)
+				}
+				continue
+			}
+			if len(lost.Workers) > 0 {
+				log.Warn("lost workers removed; their tasks were dropped", "missing_after", api.DefaultMissingAfter,
+					"lost_workers", lost.Workers, "tasks", lost.Tasks)
 			}
 		}
 	}

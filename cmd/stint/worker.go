@@ -68,6 +68,7 @@ running tasks finish within --shutdown-grace, cancels the rest, and leaves.`,
 	f.IntVar(&cfg.Concurrency, "concurrency", runtime.NumCPU(), "tasks run at once")
 	f.DurationVar(&cfg.PollInterval, "poll-interval", 0, "look for tasks at least this often (default 1s)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "heartbeat period (default 2s)")
+	f.DurationVar(&cfg.MissingAfter, "missing-after", 0, "a worker silent this long is lost and its tasks dropped; more than --heartbeat-interval (default 10s)")
 	f.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 0, "time running tasks get to finish at shutdown (default 30s)")
 	f.DurationVar(&cfg.SweepInterval, "sweep-interval", 0, "period of the scheduler's safety net, negative to disable (default 30s)")
 	f.StringVar(&cfg.WorkDir, "workdir", "", "directory for the tasks' working directories, emptied at start")

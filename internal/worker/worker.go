@@ -43,10 +43,19 @@ type Config struct {
 	SweepInterval     time.Duration     // scheduler safety net; default 30 s, negative disables
 	ShutdownGrace     time.Duration     // time running tasks get to finish at shutdown; default 30 s
 	Logger            *slog.Logger      // default slog.Default()
+	// MissingAfter: at each heartbeat, the worker ends the tasks of the
+	// workers (any, on any node) silent this long and removes them from
+	// the list (store.DropLostWorkers). Default DefaultMissingAfter; it
+	// must exceed HeartbeatInterval.
+	MissingAfter time.Duration
 	// Finished, if set, is called after each run this worker ends, with
 	// the task's name, the state it ended in and how long it ran.
 	Finished func(name string, state store.State, run time.Duration)
 }
+
+// DefaultMissingAfter is the default of Config.MissingAfter, the same as
+// the API's (api.DefaultMissingAfter).
+const DefaultMissingAfter = 10 * time.Second
 
 // Stats counts what a worker did.
 type Stats struct {
@@ -99,6 +108,12 @@ func New(st store.Store, cfg Config) (*Worker, error) {
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 2 * time.Second
+	}
+	if cfg.MissingAfter == 0 {
+		cfg.MissingAfter = DefaultMissingAfter
+	}
+	if cfg.MissingAfter <= cfg.HeartbeatInterval {
+		return nil, fmt.Errorf("worker: MissingAfter (%v) must exceed HeartbeatInterval (%v)", cfg.MissingAfter, cfg.HeartbeatInterval)
 	}
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = 30 * time.Second
@@ -380,11 +395,12 @@ func backoff(attempt int) time.Duration {
 	return min(d, 2*time.Second)
 }
 
-// heartbeatLoop refreshes the worker's heartbeat and cancels the runs whose
-// tasks were canceled or taken from it.
+// heartbeatLoop refreshes the worker's heartbeat, cancels the runs whose
+// tasks were canceled or taken from it, and then drops the lost workers.
 func (w *Worker) heartbeatLoop(ctx context.Context, info store.WorkerInfo) {
 	t := time.NewTicker(w.cfg.HeartbeatInterval)
 	defer t.Stop()
+	lastBeat := time.Now().Round(0) // registered
 	for {
 		select {
 		case <-ctx.Done():
@@ -415,6 +431,35 @@ func (w *Worker) heartbeatLoop(ctx context.Context, info store.WorkerInfo) {
 			}
 		}
 		w.mu.Unlock()
+		// Wall-clock time: it also counts a suspension of the machine,
+		// which the monotonic clock may not.
+		now := time.Now().Round(0)
+		stalled := now.Sub(lastBeat) > w.cfg.HeartbeatInterval+(w.cfg.MissingAfter-w.cfg.HeartbeatInterval)/2
+		lastBeat = now
+		if stalled {
+			// This worker was itself silent for long (the process or the
+			// machine was stopped): so may the others beside it have been,
+			// and they have not heartbeated since. Judge them next round.
+			w.log.Warn("heartbeat was late; not looking for lost workers this round")
+			continue
+		}
+		w.dropLost(ctx)
+	}
+}
+
+// dropLost ends the tasks of the workers that stopped heartbeating and
+// removes them from the list.
+func (w *Worker) dropLost(ctx context.Context) {
+	lost, err := w.store.DropLostWorkers(ctx, w.cfg.MissingAfter)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("looking for lost workers failed", "error", err)
+		}
+		return
+	}
+	if len(lost.Workers) > 0 {
+		w.log.Warn("lost workers removed; their tasks were dropped", "missing_after", w.cfg.MissingAfter,
+			"lost_workers", lost.Workers, "tasks", lost.Tasks)
 	}
 }
 

@@ -59,6 +59,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("ClaimVersions", func(t *testing.T) { testClaimVersions(t, open) })
 	t.Run("VersionsDoNotHoldUpTheQueue", func(t *testing.T) { testVersionsDoNotHoldUpTheQueue(t, open) })
 	t.Run("DispatchImmediate", func(t *testing.T) { testDispatchImmediate(t, open) })
+	t.Run("LostWorkers", func(t *testing.T) { testLostWorkers(t, open) })
 }
 
 func ctxFor(t *testing.T) context.Context {
