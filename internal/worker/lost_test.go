@@ -1,38 +1,19 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/stint-dev/stint/internal/enginetest"
+	"github.com/stint-dev/stint/internal/syncbuf"
 	"github.com/stint-dev/stint/store"
 )
-
-// syncBuffer is a bytes.Buffer safe for the worker's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A running worker notices a registered worker that never heartbeats, ends
 // its task within MissingAfter (and a heartbeat or two), removes it from the
@@ -60,7 +41,7 @@ func testWorkerDropsLostWorkers(t *testing.T, eng enginetest.Engine) {
 	}
 
 	const heartbeat, missingAfter = 50 * time.Millisecond, 500 * time.Millisecond
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	w, err := New(st, Config{Name: "2@live", Names: []string{"test.after"}, HeartbeatInterval: heartbeat,
 		MissingAfter: missingAfter, PollInterval: 50 * time.Millisecond, SweepInterval: -1,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
