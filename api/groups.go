@@ -162,9 +162,6 @@ func (s *Server) patchTaskGroup(w http.ResponseWriter, r *http.Request) {
 	} else {
 		g, err = s.cfg.Store.SealTaskGroup(r.Context(), id)
 	}
-	if err == nil {
-		g, err = s.cfg.Store.TaskGroup(r.Context(), id) // with its task list
-	}
 	s.writeTaskGroup(w, r, g, err)
 }
 

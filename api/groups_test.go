@@ -73,7 +73,7 @@ func TestTaskGroupLifecycle(t *testing.T) {
 		// Sealing: no more dispatches into it; idempotent; never reopened.
 		e.must("PATCH", g.Href, apiv1.PatchTaskGroup{AllTasksDispatched: ptr(true)}, 200, &g)
 		e.must("PATCH", g.Href, apiv1.PatchTaskGroup{AllTasksDispatched: ptr(true)}, 200, &g)
-		if !g.AllTasksDispatched || g.Done {
+		if !g.AllTasksDispatched || g.Done || len(tasksOf(g)) != 2 {
 			t.Fatalf("sealed group: %+v", g)
 		}
 		for _, c := range []struct {

@@ -434,10 +434,11 @@ type Store interface {
 	// counts, and how many groups f selects in all.
 	ListTaskGroups(ctx context.Context, f TaskGroupFilter) ([]*TaskGroup, int, error)
 	// SealTaskGroup sets AllTasksDispatched (idempotent) and returns the
-	// group; ErrNotFound.
+	// group as TaskGroup does; ErrNotFound.
 	SealTaskGroup(ctx context.Context, id uuid.UUID) (*TaskGroup, error)
 	// CancelTaskGroup seals a group and cancels each of its incomplete
-	// tasks as Cancel does, and returns the group; ErrNotFound.
+	// tasks as Cancel does, and returns the group as TaskGroup does;
+	// ErrNotFound.
 	CancelTaskGroup(ctx context.Context, id uuid.UUID) (*TaskGroup, error)
 
 	// ListTasks returns a page of the tasks f selects, in f's order, and how

@@ -16,7 +16,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/stint-dev/stint/internal/scheduling"
 	"github.com/stint-dev/stint/store"
 )
 
@@ -253,8 +252,7 @@ func testTaskGroupConcurrentWork(t *testing.T, open Opener) {
 	var wg sync.WaitGroup
 	stopWorkers := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	defer stopWorkers()
-	var mu sync.Mutex
-	holding := map[uuid.UUID]*store.Task{}
+	held := newHeldTasks()
 	for w := range 2 {
 		wg.Add(1)
 		go func() {
@@ -271,23 +269,14 @@ func testTaskGroupConcurrentWork(t *testing.T, open Opener) {
 					report(err)
 					return
 				}
-				mu.Lock()
-				for _, g := range got {
-					for _, h := range holding {
-						if scheduling.Conflicts(scheduling.Resources{Exclusive: g.ExclusiveResources, Shared: g.SharedResources},
-							scheduling.Resources{Exclusive: h.ExclusiveResources, Shared: h.SharedResources}) {
-							report(fmt.Errorf("conflicting tasks %s and %s held at once", g.ID, h.ID))
-						}
-					}
-					holding[g.ID] = g
+				for _, err := range held.hold(got) {
+					report(err)
 				}
-				var outs []store.Outcome
-				for _, g := range got {
-					delete(holding, g.ID)
-					state := []store.State{store.StateCompleted, store.StateCompleted, store.StateFailed, store.StateDropped}[wrng.IntN(4)]
-					outs = append(outs, store.Outcome{ID: g.ID, Attempt: g.Attempt, State: state})
+				held.release(got)
+				outs := completed(got)
+				for i := range outs {
+					outs[i].State = []store.State{store.StateCompleted, store.StateCompleted, store.StateFailed, store.StateDropped}[wrng.IntN(4)]
 				}
-				mu.Unlock()
 				if _, err := st.Finish(ctx, outs); err != nil {
 					report(err)
 					return
@@ -577,8 +566,7 @@ func testTaskGroupScheduling(t *testing.T, open Opener) {
 				}
 			}()
 		}
-		var mu sync.Mutex
-		holding := map[uuid.UUID]*store.Task{}
+		held := newHeldTasks()
 		for c := range 2 {
 			claimers.Add(1)
 			go func() {
@@ -589,26 +577,12 @@ func testTaskGroupScheduling(t *testing.T, open Opener) {
 						report(err)
 						return
 					}
-					mu.Lock()
-					for _, g := range got {
-						for _, h := range holding {
-							if scheduling.Conflicts(scheduling.Resources{Exclusive: g.ExclusiveResources, Shared: g.SharedResources},
-								scheduling.Resources{Exclusive: h.ExclusiveResources, Shared: h.SharedResources}) {
-								report(fmt.Errorf("conflicting tasks %s and %s held at once", g.ID, h.ID))
-							}
-						}
-						holding[g.ID] = g
+					for _, err := range held.hold(got) {
+						report(err)
 					}
-					mu.Unlock()
 					time.Sleep(time.Duration(c+1) * time.Millisecond)
-					var outs []store.Outcome
-					mu.Lock()
-					for _, g := range got {
-						delete(holding, g.ID)
-						outs = append(outs, store.Outcome{ID: g.ID, Attempt: g.Attempt, State: store.StateCompleted})
-					}
-					mu.Unlock()
-					if _, err := st.Finish(ctx, outs); err != nil {
+					held.release(got)
+					if _, err := st.Finish(ctx, completed(got)); err != nil {
 						report(err)
 						return
 					}
@@ -623,20 +597,7 @@ func testTaskGroupScheduling(t *testing.T, open Opener) {
 			}()
 		}
 		producers.Wait()
-		deadline := time.Now().Add(45 * time.Second)
-		for {
-			counts, err := st.CountByState(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if counts[store.StateWaiting]+counts[store.StateRunning] == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("tasks still incomplete: %v", counts)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitAllFinal(t, ctx, st, 45*time.Second, nil)
 		stopAll()
 		close(errs)
 		for err := range errs {
@@ -1003,11 +964,7 @@ func testCancelTaskGroupRaces(t *testing.T, open Opener) {
 					errs <- err
 					return
 				}
-				var outs []store.Outcome
-				for _, g := range got {
-					outs = append(outs, store.Outcome{ID: g.ID, Attempt: g.Attempt, State: store.StateCompleted})
-				}
-				if _, err := st.Finish(ctx, outs); err != nil {
+				if _, err := st.Finish(ctx, completed(got)); err != nil {
 					errs <- err
 					return
 				}
@@ -1041,25 +998,7 @@ func testCancelTaskGroupRaces(t *testing.T, open Opener) {
 		}
 	}
 	// Every task ends: the worker finishes the canceling ones.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		counts, err := st.CountByState(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if counts[store.StateWaiting]+counts[store.StateRunning]+counts[store.StateCanceling] == 0 {
-			break
-		}
-		select {
-		case err := <-errs:
-			t.Fatalf("a worker failed: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tasks still incomplete: %v", counts)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitAllFinal(t, ctx, st, 30*time.Second, errs)
 	stopWorkers()
 	close(errs)
 	for err := range errs {

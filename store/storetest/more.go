@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/stint-dev/stint/internal/scheduling"
 	"github.com/stint-dev/stint/store"
 )
 
@@ -313,13 +312,7 @@ func testSweepClean(t *testing.T, open Opener) {
 	}
 	// Two claimers run what is runnable, checking that nothing they hold
 	// conflicts with what the other holds.
-	var mu sync.Mutex
-	holding := map[uuid.UUID]*store.Task{}
-	conflicts := func(a, b *store.Task) bool {
-		return scheduling.Conflicts(
-			scheduling.Resources{Exclusive: a.ExclusiveResources, Shared: a.SharedResources},
-			scheduling.Resources{Exclusive: b.ExclusiveResources, Shared: b.SharedResources})
-	}
+	held := newHeldTasks()
 	stop := make(chan struct{})
 	var claimers sync.WaitGroup
 	for c := range 2 {
@@ -332,25 +325,12 @@ func testSweepClean(t *testing.T, open Opener) {
 					errs <- err
 					return
 				}
-				mu.Lock()
-				for _, g := range got {
-					for _, h := range holding {
-						if conflicts(g, h) {
-							errs <- errors.New("conflicting tasks held at once: " + g.ID.String() + " and " + h.ID.String())
-						}
-					}
-					holding[g.ID] = g
+				for _, err := range held.hold(got) {
+					errs <- err
 				}
-				mu.Unlock()
 				time.Sleep(time.Duration(c+1) * time.Millisecond)
-				var outs []store.Outcome
-				mu.Lock()
-				for _, g := range got {
-					delete(holding, g.ID)
-					outs = append(outs, store.Outcome{ID: g.ID, Attempt: g.Attempt, State: store.StateCompleted})
-				}
-				mu.Unlock()
-				if _, err := st.Finish(ctx, outs); err != nil {
+				held.release(got)
+				if _, err := st.Finish(ctx, completed(got)); err != nil {
 					errs <- err
 					return
 				}
@@ -365,22 +345,7 @@ func testSweepClean(t *testing.T, open Opener) {
 		}()
 	}
 	wg.Wait()
-	// Wait until every task is final.
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		counts, err := st.CountByState(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		incomplete := counts[store.StateWaiting] + counts[store.StateRunning] + counts[store.StateCanceling]
-		if incomplete == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d tasks still incomplete", incomplete)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitAllFinal(t, ctx, st, 45*time.Second, nil)
 	close(stop)
 	claimers.Wait()
 	close(errs)
