@@ -53,7 +53,7 @@ func (c *Client) DispatchImmediate(ctx context.Context, req DispatchRequest, wor
 		return task, nil // waiting for a worker, or skipped
 	}
 	// The run of a worker, in this goroutine: outputs, panics, fencing.
-	outcome := worker.Execute(ctx, c.store, task, c.handler(defaultWorkDir(workerName)), nil)
+	outcome := worker.Execute(ctx, c.store, task, c.handler(defaultWorkDir(workerName), DefaultCancelGrace), nil)
 	// Recorded even if ctx ended meanwhile: a running task left unrecorded
 	// would hold its resources until its worker is found lost.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)

@@ -30,6 +30,8 @@ type taskType struct {
 	decode func(raw json.RawMessage) error
 	// run decodes the args and calls the task function.
 	run func(ctx context.Context, r *Run, raw json.RawMessage) (json.RawMessage, error)
+	// opts are the options given to Register.
+	opts taskOptions
 }
 
 // taskNameRE is the form of a task name: dotted identifiers.
@@ -54,9 +56,12 @@ type TaskFunc[A, R any] func(ctx context.Context, run *Run, args A) (R, error)
 // with unknown fields rejected, both at dispatch (so bad args are refused at
 // once) and when the task runs. The result is encoded as JSON.
 //
+// Options set the task type's isolation (InChildProcess), timeout
+// (WithTimeout) and cleanup hook (WithCleanup).
+//
 // Register panics if name is malformed or already registered: both are
 // programming errors, found at start-up.
-func Register[A, R any](reg *Registry, name string, fn TaskFunc[A, R]) {
+func Register[A, R any](reg *Registry, name string, fn TaskFunc[A, R], opts ...TaskOption) {
 	if !taskNameRE.MatchString(name) || len(name) > MaxTaskNameLength {
 		panic(fmt.Sprintf("stint: invalid task name %q: use dotted identifiers such as repo.sync", name))
 	}
@@ -87,6 +92,9 @@ func Register[A, R any](reg *Registry, name string, fn TaskFunc[A, R]) {
 			}
 			return out, nil
 		},
+	}
+	for _, o := range opts {
+		o(&tt.opts)
 	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
@@ -140,12 +148,9 @@ func (reg *Registry) lookup(name string) (*taskType, bool) {
 	return tt, ok
 }
 
-// execute runs one claimed task: the worker's handler.
-func (reg *Registry) execute(ctx context.Context, r *Run) (result json.RawMessage, taskErr *store.TaskError) {
-	tt, ok := reg.lookup(r.task.Name)
-	if !ok {
-		return nil, &store.TaskError{Kind: "unknown_task", Description: fmt.Sprintf("no task type %q is registered in this worker", r.task.Name)}
-	}
+// call runs one task of type tt in the calling goroutine: decodes its args
+// and calls its function, making a panic a failure with the stack.
+func (tt *taskType) call(ctx context.Context, r *Run) (result json.RawMessage, taskErr *store.TaskError) {
 	defer func() {
 		if p := recover(); p != nil {
 			result = nil

@@ -2,7 +2,6 @@ package stint
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -41,6 +40,10 @@ type WorkerConfig struct {
 	// ShutdownGrace is how long running tasks may finish when the worker
 	// stops before they are canceled; default 30 s.
 	ShutdownGrace time.Duration
+	// CancelGrace is how long a run may take to return once it was
+	// canceled or timed out, before it is abandoned (in-process) or its
+	// child process killed; default DefaultCancelGrace (1 s).
+	CancelGrace time.Duration
 	// WorkDir holds the tasks' working directories; it is emptied at start.
 	// Default: a directory named after the worker in the system's temporary
 	// directory.
@@ -85,7 +88,7 @@ func NewWorker(st store.Store, reg *Registry, cfg WorkerConfig) (*Worker, error)
 		return nil, fmt.Errorf("stint: worker versions: %w", err)
 	}
 	host, _ := os.Hostname()
-	handler := NewClient(st, reg).handler(cfg.WorkDir)
+	handler := NewClient(st, reg).handler(cfg.WorkDir, cfg.CancelGrace)
 	inner, err := worker.New(st, worker.Config{
 		Name: cfg.Name, Hostname: host, PID: os.Getpid(), Concurrency: cfg.Concurrency,
 		ClaimBatch: cfg.Concurrency, Names: reg.Names(), Versions: cfg.Versions, Handler: handler,
@@ -103,17 +106,6 @@ func NewWorker(st store.Store, reg *Registry, cfg WorkerConfig) (*Worker, error)
 // its configuration sets none.
 func defaultWorkDir(name string) string {
 	return filepath.Join(os.TempDir(), "stint-worker-"+strings.NewReplacer("/", "_", "@", "_").Replace(name))
-}
-
-// handler runs the tasks of c's registry, each with a Run whose children
-// are dispatched through c and whose working directory is under workRoot.
-// Workers and immediate dispatches run tasks through it.
-func (c *Client) handler(workRoot string) worker.Handler {
-	return func(ctx context.Context, t *store.Task, rec *worker.Recorder) (json.RawMessage, *store.TaskError) {
-		run := &Run{task: t, rec: rec, client: c, workRoot: workRoot}
-		defer run.cleanup()
-		return c.reg.execute(ctx, run)
-	}
 }
 
 // Name returns the worker's name.
