@@ -125,6 +125,14 @@ func (c *Client) Task(ctx context.Context, id uuid.UUID) (*Task, error) {
 	return c.store.Task(ctx, id)
 }
 
+// Cancel cancels a task (DESIGN §5): a waiting one ends canceled at once;
+// a running one becomes canceling and its worker, told at once, stops it
+// and records it canceled. It returns the task as it is now;
+// store.ErrNotFound, or store.ErrFinal for a task that already ended.
+func (c *Client) Cancel(ctx context.Context, id uuid.UUID) (*Task, error) {
+	return c.store.Cancel(ctx, id)
+}
+
 // BlockedBy lists what a waiting task waits for.
 func (c *Client) BlockedBy(ctx context.Context, id uuid.UUID) ([]Blocker, error) {
 	return c.store.BlockedBy(ctx, id)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/stint-dev/stint/internal/worker"
 	"github.com/stint-dev/stint/store"
 )
@@ -60,6 +62,9 @@ func (c *Client) DispatchImmediate(ctx context.Context, req DispatchRequest, wor
 	defer cancel()
 	if err := worker.Record(rctx, c.store, []store.Outcome{outcome}, nil); err != nil {
 		return nil, fmt.Errorf("stint: recording the outcome of task %s: %w", task.ID, err)
+	}
+	if outcome.State == store.StateCanceled {
+		c.runCleanups(rctx, []uuid.UUID{task.ID}, nil)
 	}
 	return c.store.Task(rctx, task.ID)
 }

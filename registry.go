@@ -141,6 +141,18 @@ func (reg *Registry) Names() []string {
 	return names
 }
 
+// hasCleanups reports whether a registered task type has a cleanup hook.
+func (reg *Registry) hasCleanups() bool {
+	reg.mu.RLock()
+	defer reg.mu.RUnlock()
+	for _, tt := range reg.types {
+		if tt.opts.cleanup != nil {
+			return true
+		}
+	}
+	return false
+}
+
 func (reg *Registry) lookup(name string) (*taskType, bool) {
 	reg.mu.RLock()
 	defer reg.mu.RUnlock()

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/stint-dev/stint/internal/versions"
 	"github.com/stint-dev/stint/internal/worker"
 	"github.com/stint-dev/stint/store"
@@ -30,10 +32,15 @@ type WorkerConfig struct {
 	PollInterval time.Duration
 	// HeartbeatInterval; default 2 s.
 	HeartbeatInterval time.Duration
-	// MissingAfter: a worker silent this long is lost, and the worker,
-	// at each heartbeat, drops its tasks (DESIGN §5); default 10 s, more
-	// than HeartbeatInterval.
+	// MissingAfter: a worker silent this long is lost; every worker drops
+	// the tasks of lost workers (DESIGN §5). Default 10 s, more than
+	// HeartbeatInterval.
 	MissingAfter time.Duration
+	// LostCheckInterval is how often the worker looks for lost workers:
+	// those silent for MissingAfter and, on PostgreSQL, those whose
+	// database session ended (a killed process), found at once. Default
+	// 1 s.
+	LostCheckInterval time.Duration
 	// SweepInterval is how often the scheduler's safety net runs; default
 	// 30 s, negative disables it.
 	SweepInterval time.Duration
@@ -88,12 +95,15 @@ func NewWorker(st store.Store, reg *Registry, cfg WorkerConfig) (*Worker, error)
 		return nil, fmt.Errorf("stint: worker versions: %w", err)
 	}
 	host, _ := os.Hostname()
-	handler := NewClient(st, reg).handler(cfg.WorkDir, cfg.CancelGrace)
+	client := NewClient(st, reg)
+	handler := client.handler(cfg.WorkDir, cfg.CancelGrace)
 	inner, err := worker.New(st, worker.Config{
 		Name: cfg.Name, Hostname: host, PID: os.Getpid(), Concurrency: cfg.Concurrency,
 		ClaimBatch: cfg.Concurrency, Names: reg.Names(), Versions: cfg.Versions, Handler: handler,
 		PollInterval: cfg.PollInterval, HeartbeatInterval: cfg.HeartbeatInterval, MissingAfter: cfg.MissingAfter,
-		SweepInterval: cfg.SweepInterval, ShutdownGrace: cfg.ShutdownGrace, Logger: cfg.Logger,
+		LostCheckInterval: cfg.LostCheckInterval,
+		Cleanup:           func(ctx context.Context, ids []uuid.UUID) { client.runCleanups(ctx, ids, cfg.Logger) },
+		SweepInterval:     cfg.SweepInterval, ShutdownGrace: cfg.ShutdownGrace, Logger: cfg.Logger,
 		Finished: cfg.OnFinished,
 	})
 	if err != nil {

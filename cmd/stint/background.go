@@ -2,76 +2,43 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/stint-dev/stint"
 	"github.com/stint-dev/stint/api"
+	"github.com/stint-dev/stint/internal/worker"
 	"github.com/stint-dev/stint/store"
 )
-
-// apiNodeHeartbeat is how often an API node without a worker heartbeats.
-const apiNodeHeartbeat = 2 * time.Second
 
 // registerAPINode registers this process, which runs no worker, under the
 // name its immediate tasks run under (stint.DefaultWorkerName), with
 // concurrency 0, and heartbeats until ctx ends; then it leaves the worker
-// list. A run lost with this process is then detected like a worker's. At
-// each heartbeat it also ends the tasks of the workers silent for
-// api.DefaultMissingAfter (store.DropLostWorkers), as workers do, so that
-// lost workers are found even where no worker is left; and it registers
-// again when it finds itself removed from the list.
-func registerAPINode(ctx context.Context, st store.Store, log *slog.Logger) {
+// list. A run lost with this process is then detected like a worker's. It
+// also looks for lost workers (store.DropLostWorkers) as workers do, so
+// that they are found even where no worker is left, and runs the cleanup
+// hooks of the tasks it ends; and it registers again when it finds itself
+// removed from the list.
+func registerAPINode(ctx context.Context, st store.Store, client *stint.Client, log *slog.Logger) {
 	host, _ := os.Hostname()
-	info := store.WorkerInfo{Name: stint.DefaultWorkerName(), Hostname: host, PID: os.Getpid()}
-	if err := st.RegisterWorker(ctx, info); err != nil {
+	p, err := worker.NewPresence(st, worker.PresenceConfig{
+		Info:         store.WorkerInfo{Name: stint.DefaultWorkerName(), Hostname: host, PID: os.Getpid()},
+		MissingAfter: api.DefaultMissingAfter, Logger: log,
+		Dropped: func(ctx context.Context, ids []uuid.UUID) { go client.RunCleanupHooks(ctx, ids, log) },
+	})
+	if err != nil {
+		log.Error("API node presence", "err", err)
+		return
+	}
+	if err := p.Register(ctx); err != nil {
 		log.Warn("registering the API node for immediate tasks", "err", err)
 	}
-	tick := time.NewTicker(apiNodeHeartbeat)
-	defer tick.Stop()
-	lastBeat := time.Now().Round(0)
-	for {
-		select {
-		case <-ctx.Done():
-			if err := st.RemoveWorker(context.WithoutCancel(ctx), info.Name); err != nil {
-				log.Warn("leaving the worker list", "err", err)
-			}
-			return
-		case <-tick.C:
-			_, err := st.Heartbeat(ctx, info.Name, nil)
-			if errors.Is(err, store.ErrNotFound) {
-				log.Warn("the API node was removed from the worker list; registering again")
-				err = st.RegisterWorker(ctx, info)
-			}
-			if err != nil {
-				if ctx.Err() == nil {
-					log.Warn("API node heartbeat", "err", err)
-				}
-				continue
-			}
-			// Wall-clock time, as internal/worker: after a stop of this
-			// process or machine, the others beside it get a round to
-			// heartbeat before they are judged.
-			now := time.Now().Round(0)
-			stalled := now.Sub(lastBeat) > apiNodeHeartbeat+(api.DefaultMissingAfter-apiNodeHeartbeat)/2
-			lastBeat = now
-			if stalled {
-				continue
-			}
-			lost, err := st.DropLostWorkers(ctx, api.DefaultMissingAfter)
-			if err != nil {
-				if ctx.Err() == nil {
-					log.Warn("looking for lost workers", "err", err)
-				}
-				continue
-			}
-			if len(lost.Workers) > 0 {
-				log.Warn("lost workers removed; their tasks were dropped", "missing_after", api.DefaultMissingAfter,
-					"lost_workers", lost.Workers, "tasks", lost.Tasks)
-			}
-		}
+	p.Run(ctx)
+	if err := st.RemoveWorker(context.WithoutCancel(ctx), stint.DefaultWorkerName()); err != nil {
+		log.Warn("leaving the worker list", "err", err)
 	}
 }
 

@@ -190,7 +190,7 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			registerAPINode(workerCtx, st, log)
+			registerAPINode(workerCtx, st, stint.NewClient(st, reg), log)
 		}()
 	}
 	if f.retain > 0 {

@@ -116,7 +116,7 @@ func TestNewValidatesMissingAfter(t *testing.T) {
 		t.Fatalf("New with MissingAfter = HeartbeatInterval: %v", err)
 	}
 	w, err := New(nil, Config{Name: "w", Names: []string{"a"}, Handler: h})
-	if err != nil || w.cfg.MissingAfter != DefaultMissingAfter {
+	if err != nil || w.presence.cfg.MissingAfter != DefaultMissingAfter {
 		t.Fatalf("default MissingAfter: %v %v", w, err)
 	}
 }

@@ -43,15 +43,31 @@ type Config struct {
 	SweepInterval     time.Duration     // scheduler safety net; default 30 s, negative disables
 	ShutdownGrace     time.Duration     // time running tasks get to finish at shutdown; default 30 s
 	Logger            *slog.Logger      // default slog.Default()
-	// MissingAfter: at each heartbeat, the worker ends the tasks of the
-	// workers (any, on any node) silent this long and removes them from
-	// the list (store.DropLostWorkers). Default DefaultMissingAfter; it
-	// must exceed HeartbeatInterval.
+	// MissingAfter: every LostCheckInterval, the worker ends the tasks of
+	// the workers (any, on any node) silent this long and removes them
+	// from the list (store.DropLostWorkers). Default DefaultMissingAfter;
+	// it must exceed HeartbeatInterval.
 	MissingAfter time.Duration
+	// LostCheckInterval; default DefaultLostCheckInterval. See
+	// PresenceConfig.
+	LostCheckInterval time.Duration
+	// Cleanup, if set, is called in a goroutine of its own with the tasks
+	// that ended canceled or dropped under this worker: its own runs, and
+	// the tasks of lost workers it ended. It runs the task types' cleanup
+	// hooks.
+	Cleanup func(ctx context.Context, ids []uuid.UUID)
 	// Finished, if set, is called after each run this worker ends, with
 	// the task's name, the state it ended in and how long it ran.
 	Finished func(name string, state store.State, run time.Duration)
 }
+
+// ShutdownKind is the Kind of the error of a task that a worker's
+// shutdown ended dropped.
+const ShutdownKind = "shutdown"
+
+// shutdownCancelWait is how long runs canceled at shutdown get to return
+// before they are recorded dropped and left behind.
+const shutdownCancelWait = 2 * time.Second
 
 // DefaultMissingAfter is the default of Config.MissingAfter, the same as
 // the API's (api.DefaultMissingAfter).
@@ -76,6 +92,9 @@ type Worker struct {
 	outMu     sync.Mutex // guards sending on outcomes against its closing
 	outClosed bool
 
+	presence *Presence
+	cleanups sync.WaitGroup
+
 	mu      sync.Mutex
 	running map[uuid.UUID]*runningTask
 	stats   Stats
@@ -85,6 +104,9 @@ type runningTask struct {
 	task   *store.Task
 	cancel context.CancelFunc
 	began  time.Time
+	// shutdown: the worker's shutdown canceled the run, which then ends
+	// dropped rather than canceled (no one asked for the cancel).
+	shutdown bool
 }
 
 // New returns a worker that is not yet running.
@@ -109,12 +131,6 @@ func New(st store.Store, cfg Config) (*Worker, error) {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 2 * time.Second
 	}
-	if cfg.MissingAfter == 0 {
-		cfg.MissingAfter = DefaultMissingAfter
-	}
-	if cfg.MissingAfter <= cfg.HeartbeatInterval {
-		return nil, fmt.Errorf("worker: MissingAfter (%v) must exceed HeartbeatInterval (%v)", cfg.MissingAfter, cfg.HeartbeatInterval)
-	}
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = 30 * time.Second
 	}
@@ -125,14 +141,27 @@ func New(st store.Store, cfg Config) (*Worker, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Worker{
+	w := &Worker{
 		store:    st,
 		cfg:      cfg,
 		log:      log.With("worker", cfg.Name),
 		outcomes: make(chan store.Outcome, cfg.Concurrency),
 		freed:    make(chan struct{}, 1),
 		running:  make(map[uuid.UUID]*runningTask),
-	}, nil
+	}
+	p, err := NewPresence(st, PresenceConfig{
+		Info: store.WorkerInfo{Name: cfg.Name, Hostname: cfg.Hostname, PID: cfg.PID,
+			Versions: cfg.Versions, Concurrency: cfg.Concurrency},
+		HeartbeatInterval: cfg.HeartbeatInterval, MissingAfter: cfg.MissingAfter,
+		LostCheckInterval: cfg.LostCheckInterval, Logger: w.log,
+		Running: w.runningIDs, Gone: func(id uuid.UUID, _ store.State) { w.stop(id) },
+		Dropped: func(ctx context.Context, ids []uuid.UUID) { w.cleanup(ctx, ids) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.presence = p
+	return w, nil
 }
 
 // Stats returns a snapshot of the worker's counters.
@@ -147,9 +176,7 @@ func (w *Worker) Stats() Stats {
 // still running, records them dropped if they do not return, and removes
 // the worker from the list.
 func (w *Worker) Run(ctx context.Context) error {
-	info := store.WorkerInfo{Name: w.cfg.Name, Hostname: w.cfg.Hostname, PID: w.cfg.PID,
-		Versions: w.cfg.Versions, Concurrency: w.cfg.Concurrency}
-	if err := w.store.RegisterWorker(ctx, info); err != nil {
+	if err := w.presence.Register(ctx); err != nil {
 		return err
 	}
 	// Background loops use their own context: they outlive ctx until the
@@ -160,12 +187,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	changes, err := w.store.Changes(bg)
+	if err != nil {
+		return err
+	}
 
 	var loops sync.WaitGroup
 	finisherDone := make(chan struct{})
 	go func() { defer close(finisherDone); w.finishLoop(bg) }()
-	loops.Add(1)
-	go func() { defer loops.Done(); w.heartbeatLoop(bg, info) }()
+	loops.Add(2)
+	go func() { defer loops.Done(); w.presence.Run(bg) }()
+	go func() { defer loops.Done(); w.cancelLoop(changes) }()
 	if w.cfg.SweepInterval > 0 {
 		loops.Add(1)
 		go func() { defer loops.Done(); w.sweepLoop(bg) }()
@@ -181,6 +213,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	<-finisherDone
 	stopBackground()
 	loops.Wait()
+	w.cleanups.Wait()
 	return w.store.RemoveWorker(context.WithoutCancel(ctx), w.cfg.Name)
 }
 
@@ -245,6 +278,14 @@ func (w *Worker) start(t *store.Task, tasks *sync.WaitGroup) {
 		defer cancel()
 		outcome := Execute(ctx, w.store, t, w.cfg.Handler, w.log)
 		ran := time.Since(rt.began)
+		w.mu.Lock()
+		shutdown := rt.shutdown
+		w.mu.Unlock()
+		if shutdown && outcome.State == store.StateCanceled {
+			outcome.State, outcome.Result = store.StateDropped, nil
+			outcome.Error = &store.TaskError{Kind: ShutdownKind, Description: fmt.Sprintf(
+				"the worker shut down and stopped the task after its grace period (%v)", w.cfg.ShutdownGrace)}
+		}
 		if w.report(outcome) && w.cfg.Finished != nil {
 			w.cfg.Finished(t.Name, outcome.State, ran)
 		}
@@ -338,13 +379,28 @@ func (w *Worker) finishLoop(ctx context.Context) {
 	}
 }
 
-// finish records a batch of outcomes (see Record) and counts them.
+// finish records a batch of outcomes (see Record), counts them, and hands
+// the canceled ones to the cleanup.
 func (w *Worker) finish(ctx context.Context, batch []store.Outcome) {
-	if Record(ctx, w.store, batch, w.log) == nil {
-		w.mu.Lock()
-		w.stats.Finished += int64(len(batch))
-		w.mu.Unlock()
+	if Record(ctx, w.store, batch, w.log) != nil {
+		return
 	}
+	w.mu.Lock()
+	w.stats.Finished += int64(len(batch))
+	w.mu.Unlock()
+	w.cleanup(ctx, undone(batch))
+}
+
+// undone returns the ids of the outcomes whose runs may have left created
+// resources behind: canceled and dropped ones.
+func undone(batch []store.Outcome) []uuid.UUID {
+	var ids []uuid.UUID
+	for _, o := range batch {
+		if o.State == store.StateCanceled || o.State == store.StateDropped {
+			ids = append(ids, o.ID)
+		}
+	}
+	return ids
 }
 
 // Record records outcomes with the store's Finish, retrying while the
@@ -395,72 +451,64 @@ func backoff(attempt int) time.Duration {
 	return min(d, 2*time.Second)
 }
 
-// heartbeatLoop refreshes the worker's heartbeat, cancels the runs whose
-// tasks were canceled or taken from it, and then drops the lost workers.
-func (w *Worker) heartbeatLoop(ctx context.Context, info store.WorkerInfo) {
-	t := time.NewTicker(w.cfg.HeartbeatInterval)
-	defer t.Stop()
-	lastBeat := time.Now().Round(0) // registered
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		w.mu.Lock()
-		ids := make([]uuid.UUID, 0, len(w.running))
-		for id := range w.running {
-			ids = append(ids, id)
-		}
-		w.mu.Unlock()
-		states, err := w.store.Heartbeat(ctx, w.cfg.Name, ids)
-		if errors.Is(err, store.ErrNotFound) {
-			w.log.Warn("worker was removed from the list; registering again")
-			err = w.store.RegisterWorker(ctx, info)
-		}
-		if err != nil {
-			if ctx.Err() == nil {
-				w.log.Warn("heartbeat failed", "error", err)
-			}
+// runningIDs returns the ids of the tasks the worker runs.
+func (w *Worker) runningIDs() []uuid.UUID {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ids := make([]uuid.UUID, 0, len(w.running))
+	for id := range w.running {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// stop cancels the context of the run of task id, if the worker runs it.
+func (w *Worker) stop(id uuid.UUID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if rt, ok := w.running[id]; ok {
+		rt.cancel()
+	}
+}
+
+// cancelLoop is the fast path of cancellation: it stops the runs whose
+// tasks changed to a state other than running (a cancel, on any node,
+// made them canceling), as soon as the change is published. Changes may
+// be lost; the heartbeat, which returns the running tasks' states, is the
+// slow path that never misses one. After a loss (an empty batch) it asks
+// for a heartbeat at once.
+func (w *Worker) cancelLoop(changes <-chan []store.TaskChange) {
+	for batch := range changes {
+		if len(batch) == 0 {
+			w.presence.CheckNow()
 			continue
 		}
 		w.mu.Lock()
-		for id, st := range states {
-			if rt, ok := w.running[id]; ok && st != store.StateRunning {
+		for _, c := range batch {
+			// Not waiting or running: a change published before the claim
+			// may arrive after it.
+			if c.State != store.StateCanceling && !c.State.Final() {
+				continue
+			}
+			if rt, ok := w.running[c.ID]; ok {
 				rt.cancel()
 			}
 		}
 		w.mu.Unlock()
-		// Wall-clock time: it also counts a suspension of the machine,
-		// which the monotonic clock may not.
-		now := time.Now().Round(0)
-		stalled := now.Sub(lastBeat) > w.cfg.HeartbeatInterval+(w.cfg.MissingAfter-w.cfg.HeartbeatInterval)/2
-		lastBeat = now
-		if stalled {
-			// This worker was itself silent for long (the process or the
-			// machine was stopped): so may the others beside it have been,
-			// and they have not heartbeated since. Judge them next round.
-			w.log.Warn("heartbeat was late; not looking for lost workers this round")
-			continue
-		}
-		w.dropLost(ctx)
 	}
 }
 
-// dropLost ends the tasks of the workers that stopped heartbeating and
-// removes them from the list.
-func (w *Worker) dropLost(ctx context.Context) {
-	lost, err := w.store.DropLostWorkers(ctx, w.cfg.MissingAfter)
-	if err != nil {
-		if ctx.Err() == nil {
-			w.log.Warn("looking for lost workers failed", "error", err)
-		}
+// cleanup hands the tasks that ended canceled or dropped to Config.Cleanup,
+// in a goroutine that Run waits for before it returns.
+func (w *Worker) cleanup(ctx context.Context, ids []uuid.UUID) {
+	if w.cfg.Cleanup == nil || len(ids) == 0 {
 		return
 	}
-	if len(lost.Workers) > 0 {
-		w.log.Warn("lost workers removed; their tasks were dropped", "missing_after", w.cfg.MissingAfter,
-			"lost_workers", lost.Workers, "tasks", lost.Tasks)
-	}
+	w.cleanups.Add(1)
+	go func() {
+		defer w.cleanups.Done()
+		w.cfg.Cleanup(context.WithoutCancel(ctx), ids)
+	}()
 }
 
 // sweepLoop runs the scheduler's safety net. Whatever it repairs is logged
@@ -502,19 +550,20 @@ func (w *Worker) shutdown(tasks *sync.WaitGroup) {
 	}
 	w.mu.Lock()
 	for _, rt := range w.running {
+		rt.shutdown = true
 		rt.cancel()
 	}
 	w.mu.Unlock()
 	select {
 	case <-done:
 		return
-	case <-time.After(time.Second):
+	case <-time.After(shutdownCancelWait):
 	}
 	w.mu.Lock()
 	var dropped []store.Outcome
 	for id, rt := range w.running {
 		dropped = append(dropped, store.Outcome{ID: id, Attempt: rt.task.Attempt, State: store.StateDropped,
-			Error: &store.TaskError{Kind: "dropped", Description: "the worker stopped before the task returned"}})
+			Error: &store.TaskError{Kind: ShutdownKind, Description: "the worker stopped before the task returned"}})
 		if w.cfg.Finished != nil {
 			w.cfg.Finished(rt.task.Name, store.StateDropped, time.Since(rt.began))
 		}
@@ -524,5 +573,6 @@ func (w *Worker) shutdown(tasks *sync.WaitGroup) {
 		if _, err := w.store.Finish(context.Background(), dropped); err != nil {
 			w.log.Error("recording dropped tasks failed", "error", err)
 		}
+		w.cleanup(context.Background(), undone(dropped))
 	}
 }
