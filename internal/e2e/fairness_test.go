@@ -46,12 +46,15 @@ type workerProcess struct {
 	err    error         // its exit status, once exited is closed
 }
 
-func startWorker(t *testing.T, bin, dsn, name string) *workerProcess {
+// startWorker starts `stint worker` named name; extra flags come last, and
+// override the ones before.
+func startWorker(t *testing.T, bin, dsn, name string, extra ...string) *workerProcess {
 	t.Helper()
 	w := &workerProcess{name: name, stderr: &syncbuf.Buffer{}}
-	w.cmd = exec.Command(bin, "worker", "--db", dsn, "--name", name, "--concurrency", "4",
+	args := append([]string{"worker", "--db", dsn, "--name", name, "--concurrency", "4",
 		"--sweep-interval", "500ms", "--poll-interval", "200ms", "--shutdown-grace", "5s",
-		"--workdir", t.TempDir())
+		"--workdir", t.TempDir()}, extra...)
+	w.cmd = exec.Command(bin, args...)
 	w.cmd.Stderr = w.stderr
 	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -43,7 +43,7 @@ func testWorkerDropsLostWorkers(t *testing.T, eng enginetest.Engine) {
 	const heartbeat, missingAfter = 50 * time.Millisecond, 500 * time.Millisecond
 	var logs syncbuf.Buffer
 	w, err := New(st, Config{Name: "2@live", Names: []string{"test.after"}, HeartbeatInterval: heartbeat,
-		MissingAfter: missingAfter, PollInterval: 50 * time.Millisecond, SweepInterval: -1,
+		MissingAfter: missingAfter, LostCheckInterval: heartbeat, PollInterval: 50 * time.Millisecond, SweepInterval: -1,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Handler: func(context.Context, *store.Task, *Recorder) (json.RawMessage, *store.TaskError) {
 			return json.RawMessage(`"ok"`), nil

@@ -28,6 +28,9 @@ type Store struct {
 	// droppedChanges counts the task changes that Changes dropped because
 	// their reader fell too far behind.
 	droppedChanges atomic.Uint64
+	// sessions hold the session locks of the workers this process
+	// registered (see RegisterWorker).
+	sessions sessions
 }
 
 var _ store.Store = (*Store)(nil)
@@ -65,8 +68,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 // own transactions.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// Close closes the pool.
-func (s *Store) Close() { s.pool.Close() }
+// Close ends the database sessions of the workers registered through the
+// store (on other nodes, their tasks are then found lost at once) and
+// closes the pool.
+func (s *Store) Close() {
+	s.closeSessions()
+	s.pool.Close()
+}
 
 // taskColumns are the columns of a task, in the order scanTask reads them.
 const taskColumns = `id, seq, name, state, args, owner, created_at, updated_at, unblocked_at,
@@ -386,58 +394,6 @@ func (s *Store) BlockedBy(ctx context.Context, id uuid.UUID) ([]store.Blocker, e
 		err := row.Scan(&b.Task, &b.Resource)
 		return b, err
 	})
-}
-
-// RegisterWorker implements store.Store.
-func (s *Store) RegisterWorker(ctx context.Context, w store.WorkerInfo) error {
-	versions, err := json.Marshal(w.Versions)
-	if err != nil {
-		return err
-	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO stint_workers (name, hostname, pid, versions, concurrency)
-		VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (name) DO UPDATE SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
-			versions = EXCLUDED.versions, concurrency = EXCLUDED.concurrency,
-			started_at = now(), last_heartbeat = now(), missing = false`,
-		w.Name, w.Hostname, w.PID, versions, w.Concurrency)
-	return err
-}
-
-// Heartbeat implements store.Store.
-func (s *Store) Heartbeat(ctx context.Context, worker string, running []uuid.UUID) (map[uuid.UUID]store.State, error) {
-	batch := &pgx.Batch{}
-	batch.Queue(`UPDATE stint_workers SET last_heartbeat = now(), missing = false WHERE name = $1`, worker)
-	batch.Queue(`SELECT id, state FROM stint_tasks WHERE id = ANY ($1)`, nonNil(running))
-	br := s.pool.SendBatch(ctx, batch)
-	defer br.Close()
-	tag, err := br.Exec()
-	if err != nil {
-		return nil, err
-	}
-	if tag.RowsAffected() == 0 {
-		return nil, store.ErrNotFound
-	}
-	rows, err := br.Query()
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	states := make(map[uuid.UUID]store.State, len(running))
-	for rows.Next() {
-		var id uuid.UUID
-		var st string
-		if err := rows.Scan(&id, &st); err != nil {
-			return nil, err
-		}
-		states[id] = store.State(st)
-	}
-	return states, rows.Err()
-}
-
-// RemoveWorker implements store.Store.
-func (s *Store) RemoveWorker(ctx context.Context, name string) error {
-	_, err := s.pool.Exec(ctx, `DELETE FROM stint_workers WHERE name = $1`, name)
-	return err
 }
 
 // Sweep implements store.Store. It skips resources that are locked at the
