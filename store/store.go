@@ -501,6 +501,15 @@ type Store interface {
 	// ends. Wake-ups may be coalesced or lost; callers also poll.
 	Wakeups(ctx context.Context) (<-chan struct{}, error)
 
+	// Cancels returns a channel that receives a value whenever the cancel
+	// of a running task was asked (it became canceling), from this process
+	// or any other: the fast path by which a worker learns of it, then
+	// reads the states of its tasks (Heartbeat). It is closed when ctx
+	// ends. Signals may be coalesced or lost; workers also check at every
+	// heartbeat. Unlike Changes, it costs nothing while no task is
+	// canceled.
+	Cancels(ctx context.Context) (<-chan struct{}, error)
+
 	// Changes returns a channel of task changes (dispatch, claim, progress,
 	// cancel, finish), from this process or any other, in batches. It is
 	// closed when ctx ends. A change may be reported more than once, and

@@ -187,7 +187,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	changes, err := w.store.Changes(bg)
+	cancels, err := w.store.Cancels(bg)
 	if err != nil {
 		return err
 	}
@@ -197,7 +197,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() { defer close(finisherDone); w.finishLoop(bg) }()
 	loops.Add(2)
 	go func() { defer loops.Done(); w.presence.Run(bg) }()
-	go func() { defer loops.Done(); w.cancelLoop(changes) }()
+	go func() { defer loops.Done(); w.cancelLoop(cancels) }()
 	if w.cfg.SweepInterval > 0 {
 		loops.Add(1)
 		go func() { defer loops.Done(); w.sweepLoop(bg) }()
@@ -471,30 +471,14 @@ func (w *Worker) stop(id uuid.UUID) {
 	}
 }
 
-// cancelLoop is the fast path of cancellation: it stops the runs whose
-// tasks changed to a state other than running (a cancel, on any node,
-// made them canceling), as soon as the change is published. Changes may
-// be lost; the heartbeat, which returns the running tasks' states, is the
-// slow path that never misses one. After a loss (an empty batch) it asks
-// for a heartbeat at once.
-func (w *Worker) cancelLoop(changes <-chan []store.TaskChange) {
-	for batch := range changes {
-		if len(batch) == 0 {
-			w.presence.CheckNow()
-			continue
-		}
-		w.mu.Lock()
-		for _, c := range batch {
-			// Not waiting or running: a change published before the claim
-			// may arrive after it.
-			if c.State != store.StateCanceling && !c.State.Final() {
-				continue
-			}
-			if rt, ok := w.running[c.ID]; ok {
-				rt.cancel()
-			}
-		}
-		w.mu.Unlock()
+// cancelLoop is the fast path of cancellation: when a cancel of a running
+// task is signaled, on any node, the worker heartbeats at once, which
+// returns its tasks' states, and stops the runs of the tasks no longer
+// running. Signals may be lost; the regular heartbeat is the slow path
+// that never misses a cancel.
+func (w *Worker) cancelLoop(cancels <-chan struct{}) {
+	for range cancels {
+		w.presence.CheckNow()
 	}
 }
 

@@ -456,10 +456,27 @@ func (s *Store) Sweep(ctx context.Context) (store.SweepResult, error) {
 	return res, err
 }
 
-// Wakeups implements store.Store with LISTEN on a dedicated connection. It
-// reconnects after errors and sends a wake-up after each reconnection, since
-// notifications may have been missed meanwhile.
+// Wakeups implements store.Store with LISTEN on a dedicated connection (see
+// signals).
 func (s *Store) Wakeups(ctx context.Context) (<-chan struct{}, error) {
+	return s.signals(ctx, wakeChannel)
+}
+
+// cancelChannel is the channel on which stint_cancel and stint_cancel_group
+// notify "<worker> <task id>" for each running task they make canceling.
+const cancelChannel = "stint_cancel"
+
+// Cancels implements store.Store with LISTEN on a dedicated connection (see
+// signals).
+func (s *Store) Cancels(ctx context.Context) (<-chan struct{}, error) {
+	return s.signals(ctx, cancelChannel)
+}
+
+// signals listens on a notification channel, on a dedicated connection, and
+// turns each notification into a coalesced signal. It reconnects after
+// errors and signals after each reconnection, since notifications may have
+// been missed meanwhile.
+func (s *Store) signals(ctx context.Context, channel string) (<-chan struct{}, error) {
 	ch := make(chan struct{}, 1)
 	wake := func() {
 		select {
@@ -472,7 +489,7 @@ func (s *Store) Wakeups(ctx context.Context) (<-chan struct{}, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := conn.Exec(ctx, "LISTEN "+wakeChannel); err != nil {
+		if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 			conn.Release()
 			return nil, err
 		}

@@ -13,16 +13,19 @@ import (
 // of this process after they commit, to the subscribers of Wakeups and
 // Changes. Publishing never blocks on a subscriber.
 type hub struct {
-	done    chan struct{} // closed when the store closes
-	mu      sync.Mutex
-	closed  bool
-	wakers  map[chan struct{}]struct{}
-	subs    map[*changefeed.Backlog]struct{}
-	dropped *atomic.Uint64
+	done   chan struct{} // closed when the store closes
+	mu     sync.Mutex
+	closed bool
+	wakers map[chan struct{}]struct{}
+	// cancelers are signaled when a change makes a task canceling.
+	cancelers map[chan struct{}]struct{}
+	subs      map[*changefeed.Backlog]struct{}
+	dropped   *atomic.Uint64
 }
 
 func newHub(dropped *atomic.Uint64) *hub {
-	return &hub{done: make(chan struct{}), wakers: map[chan struct{}]struct{}{}, subs: map[*changefeed.Backlog]struct{}{}, dropped: dropped}
+	return &hub{done: make(chan struct{}), wakers: map[chan struct{}]struct{}{},
+		cancelers: map[chan struct{}]struct{}{}, subs: map[*changefeed.Backlog]struct{}{}, dropped: dropped}
 }
 
 // publish hands changes to every subscriber and, if wake, a wake-up to
@@ -36,11 +39,12 @@ func (h *hub) publish(changes []store.TaskChange, wake bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if wake {
-		for ch := range h.wakers {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
+		signalAll(h.wakers)
+	}
+	for _, c := range changes {
+		if c.State == store.StateCanceling {
+			signalAll(h.cancelers)
+			break
 		}
 	}
 	if len(changes) > 0 {
@@ -60,15 +64,37 @@ func (h *hub) close() {
 	h.mu.Unlock()
 }
 
+// signalAll sends a coalesced signal on each channel, never blocking.
+func signalAll(chans map[chan struct{}]struct{}) {
+	for ch := range chans {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // wakeups subscribes to wake-ups until ctx ends.
 func (h *hub) wakeups(ctx context.Context) (<-chan struct{}, error) {
+	return h.signals(ctx, h.wakers)
+}
+
+// cancels subscribes to signals of cancels of running tasks until ctx
+// ends.
+func (h *hub) cancels(ctx context.Context) (<-chan struct{}, error) {
+	return h.signals(ctx, h.cancelers)
+}
+
+// signals adds a channel to set, one of the hub's sets of signal channels,
+// until ctx ends or the hub closes; then it closes the channel.
+func (h *hub) signals(ctx context.Context, set map[chan struct{}]struct{}) (<-chan struct{}, error) {
 	ch := make(chan struct{}, 1)
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
 		return nil, errClosed
 	}
-	h.wakers[ch] = struct{}{}
+	set[ch] = struct{}{}
 	h.mu.Unlock()
 	go func() {
 		select {
@@ -76,7 +102,7 @@ func (h *hub) wakeups(ctx context.Context) (<-chan struct{}, error) {
 		case <-h.done:
 		}
 		h.mu.Lock()
-		delete(h.wakers, ch)
+		delete(set, ch)
 		h.mu.Unlock()
 		close(ch) // publish sends under h.mu only to registered channels
 	}()

@@ -252,6 +252,12 @@ func (s *Store) Wakeups(ctx context.Context) (<-chan struct{}, error) {
 	return s.hub.wakeups(ctx)
 }
 
+// Cancels implements store.Store: the writer signals, after the commit,
+// each transaction that made a task canceling.
+func (s *Store) Cancels(ctx context.Context) (<-chan struct{}, error) {
+	return s.hub.cancels(ctx)
+}
+
 // Changes implements store.Store. Changes are published once their
 // transaction has committed, in commit order; a slow reader gets them
 // coalesced per task, and an empty batch when it fell so far behind that

@@ -289,3 +289,70 @@ func testLostWorkersConcurrent(t *testing.T, open Opener) {
 	}
 	sweepClean(t, st)
 }
+
+// Cancels signals the cancel of a running task, alone or through its
+// group, and nothing else: not a dispatch, a claim, a finish, or the cancel
+// of a waiting task.
+func testCancels(t *testing.T, open Opener) {
+	st, ctx := openStore(t, open)
+	ch, err := st.Cancels(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drain a signal that the listener may send when it starts.
+	select {
+	case <-ch:
+	case <-time.After(100 * time.Millisecond):
+	}
+	quiet := func(what string) {
+		t.Helper()
+		select {
+		case <-ch:
+			t.Fatalf("a cancel signal after %s", what)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	signaled := func(what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no cancel signal after %s", what)
+		}
+	}
+	running, waiting := newTask("test.a", []string{"r"}, nil), newTask("test.a", []string{"r"}, nil)
+	if _, err := st.Dispatch(ctx, []store.NewTask{running, waiting}); err != nil {
+		t.Fatal(err)
+	}
+	claimed := claimAll(t, st, []string{"test.a"}, 10)
+	if len(claimed) != 1 {
+		t.Fatalf("claimed %d", len(claimed))
+	}
+	quiet("a dispatch and a claim")
+	if _, err := st.Cancel(ctx, waiting.ID); err != nil {
+		t.Fatal(err)
+	}
+	quiet("canceling a waiting task")
+	if _, err := st.Cancel(ctx, running.ID); err != nil {
+		t.Fatal(err)
+	}
+	signaled("canceling a running task")
+	if _, err := st.Finish(ctx, []store.Outcome{{ID: running.ID, Attempt: claimed[0].Attempt, State: store.StateCanceled}}); err != nil {
+		t.Fatal(err)
+	}
+	quiet("a finish")
+
+	gid := uuid.Must(uuid.NewV7())
+	member := newTask("test.a", nil, nil)
+	member.TaskGroup = &gid
+	if _, _, err := st.CreateTaskGroup(ctx, store.NewTaskGroup{ID: gid}, []store.NewTask{member}); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimAll(t, st, []string{"test.a"}, 10); len(got) != 1 {
+		t.Fatalf("claimed %d of the group", len(got))
+	}
+	if _, err := st.CancelTaskGroup(ctx, gid); err != nil {
+		t.Fatal(err)
+	}
+	signaled("canceling a group with a running task")
+}
