@@ -26,6 +26,12 @@
 // resources, dispatches child tasks, and gives the task a working directory.
 // The function must return soon after ctx is canceled.
 //
+// Options of Register set how a task type runs: InChildProcess runs each
+// task in a child process of the worker (the program's main calls
+// RunChildProcess first), which is killed on cancel or timeout and dies
+// with the worker; WithTimeout fails runs that take too long; WithCleanup
+// undoes what a canceled or dropped run created.
+//
 // # Dispatch and resources
 //
 // Client.Dispatch validates a DispatchRequest and stores the task. A task
@@ -41,8 +47,14 @@
 // A Worker claims runnable tasks in batches, runs them Concurrency at a time,
 // heartbeats, and records how each run ended. Every write of a run carries
 // its fencing token (the task's attempt), so a run that lost its task can
-// change nothing. Stopping a worker (canceling the context given to Run)
-// stops claiming and lets running tasks finish within a grace period.
+// change nothing. Client.Cancel reaches the run's worker at once, on any
+// node; a run that ignores its context past the cancel grace period is
+// abandoned (or its child process killed). A worker that dies or goes
+// silent is found by the others (at once on PostgreSQL, through its
+// database session; otherwise by its missed heartbeats) and its tasks end
+// dropped, their resources freed. Stopping a worker (canceling the context
+// given to Run) stops claiming and lets running tasks finish within a
+// grace period; those that do not end dropped.
 //
 // # States
 //
