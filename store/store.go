@@ -477,8 +477,18 @@ type Store interface {
 	// RemoveWorker does. It returns what it did, empty when no worker is
 	// lost; a worker without tasks is still listed.
 	//
+	// On PostgreSQL a worker is also lost, at once, when the database
+	// session it registered with (RegisterWorker) has ended: its process
+	// died. The error then says so instead of naming the last heartbeat.
+	//
+	// Running tasks whose worker is not in the list at all (it was found
+	// lost while one of its claims was in flight, then died) are orphans:
+	// they end as a lost worker's do ("worker W is not in the worker
+	// list...") once they have run longer than missingAfter, and W is
+	// reported among the lost workers.
+	//
 	// It is safe to call from many processes at once: each task is ended,
-	// and each worker reported, by exactly one call.
+	// and each listed worker reported, by exactly one call.
 	//
 	// A lost worker that comes back (it was paused, not dead) finds its
 	// tasks final: its Finish and SaveOutputs are fenced off like any stale

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -15,25 +16,39 @@ import (
 // The statements of DropLostWorkers. stint_workers holds a row per online
 // worker of this one process, so reading it whole costs nothing; the tasks
 // of a worker are found through stint_tasks_active.
+//
+// Orphans are the workers of running tasks that are not in the list at all
+// (found lost while one of their claims was in flight, then gone before
+// they registered again): their tasks end as a lost worker's do, once they
+// have run longer than missingAfter.
 const (
-	sqlAnyLost  = `SELECT EXISTS (SELECT 1 FROM stint_workers WHERE last_heartbeat < ?)`
+	sqlAnyLost = `SELECT EXISTS (SELECT 1 FROM stint_workers WHERE last_heartbeat < ?1)
+		OR EXISTS (` + sqlOrphanRuns + `)`
+	sqlOrphanRuns = `SELECT 1 FROM stint_tasks t WHERE t.state IN ('running', 'canceling') AND t.started_at < ?1
+		AND NOT EXISTS (SELECT 1 FROM stint_workers w WHERE w.name = t.worker)`
+	sqlOrphans = `SELECT DISTINCT t.worker, 0 FROM stint_tasks t WHERE t.state IN ('running', 'canceling')
+		AND t.started_at < ?1 AND NOT EXISTS (SELECT 1 FROM stint_workers w WHERE w.name = t.worker)
+		ORDER BY t.worker`
 	sqlLost     = `SELECT name, last_heartbeat FROM stint_workers WHERE last_heartbeat < ? ORDER BY name`
 	sqlLostRuns = `SELECT seq, id, state FROM stint_tasks
-		WHERE worker = ? AND state IN ('running', 'canceling') ORDER BY seq`
+		WHERE worker = ?1 AND state IN ('running', 'canceling') AND started_at < ?2 ORDER BY seq`
 	sqlEndLostRun = `UPDATE stint_tasks SET state = ?1, error = ?2, finished_at = ?3, updated_at = ?3
 		WHERE seq = ?4 AND state IN ('running', 'canceling')`
 )
 
-// lostError is the error of a task whose worker was declared lost; the same
-// text as the PostgreSQL engine's.
-func lostError(worker string, heartbeat int64, state store.State) store.TaskError {
+// lostError is the error of a task whose worker was declared lost (an
+// orphan's when orphan); the same text as the PostgreSQL engine's.
+func lostError(worker string, heartbeat int64, orphan bool, state store.State) store.TaskError {
 	what := "the task was dropped"
 	if state == store.StateCanceled {
 		what = "the task, which was being canceled, was canceled"
 	}
-	return store.TaskError{Kind: store.WorkerLostKind,
-		Description: fmt.Sprintf("worker %s stopped heartbeating (last heartbeat at %s); %s",
-			worker, timeOf(heartbeat).Format("2006-01-02T15:04:05.000Z07:00"), what)}
+	why := fmt.Sprintf("worker %s stopped heartbeating (last heartbeat at %s)",
+		worker, timeOf(heartbeat).Format("2006-01-02T15:04:05.000Z07:00"))
+	if orphan {
+		why = fmt.Sprintf("worker %s is not in the worker list (it was found lost while it claimed the task)", worker)
+	}
+	return store.TaskError{Kind: store.WorkerLostKind, Description: why + "; " + what}
 }
 
 // DropLostWorkers implements store.Store, in one write transaction, as
@@ -61,23 +76,27 @@ func (s *Store) DropLostWorkers(ctx context.Context, missingAfter time.Duration)
 		type worker struct {
 			name      string
 			heartbeat int64
+			orphan    bool
 		}
 		var workers []worker
-		rows, err := w.query(sqlLost, w.now-missingAfter.Microseconds())
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var wk worker
-			if err := rows.Scan(&wk.name, &wk.heartbeat); err != nil {
-				rows.Close()
+		cutoff := w.now - missingAfter.Microseconds()
+		for _, q := range []string{sqlLost, sqlOrphans} {
+			rows, err := w.query(q, cutoff)
+			if err != nil {
 				return err
 			}
-			workers = append(workers, wk)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
+			for rows.Next() {
+				wk := worker{orphan: q == sqlOrphans}
+				if err := rows.Scan(&wk.name, &wk.heartbeat); err != nil {
+					rows.Close()
+					return err
+				}
+				workers = append(workers, wk)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
 		}
 		var release []int64
 		for _, wk := range workers {
@@ -87,7 +106,13 @@ func (s *Store) DropLostWorkers(ctx context.Context, missingAfter time.Duration)
 				state store.State
 			}
 			var runs []run
-			rows, err := w.query(sqlLostRuns, wk.name)
+			// A listed worker's runs, all; an orphan's, those that ran
+			// longer than missingAfter.
+			startedBefore := int64(math.MaxInt64)
+			if wk.orphan {
+				startedBefore = cutoff
+			}
+			rows, err := w.query(sqlLostRuns, wk.name, startedBefore)
 			if err != nil {
 				return err
 			}
@@ -108,7 +133,7 @@ func (s *Store) DropLostWorkers(ctx context.Context, missingAfter time.Duration)
 				if r.state == store.StateCanceling {
 					end = store.StateCanceled
 				}
-				taskErr, err := json.Marshal(lostError(wk.name, wk.heartbeat, end))
+				taskErr, err := json.Marshal(lostError(wk.name, wk.heartbeat, wk.orphan, end))
 				if err != nil {
 					return err
 				}

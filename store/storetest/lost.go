@@ -356,3 +356,45 @@ func testCancels(t *testing.T, open Opener) {
 	}
 	signaled("canceling a group with a running task")
 }
+
+// A task running under a worker that is not in the list (it was found lost
+// while its claim was in flight, and died) is an orphan: it ends dropped
+// once it has run longer than missingAfter, not before, and the task
+// behind it runs.
+func testOrphanRuns(t *testing.T, open Opener) {
+	st, ctx := openStore(t, open)
+	if err := st.RegisterWorker(ctx, store.WorkerInfo{Name: "w1", Concurrency: 1}); err != nil {
+		t.Fatal(err)
+	}
+	orphan, behind := newTask("test.a", []string{"r"}, nil), newTask("test.a", []string{"r"}, nil)
+	if _, err := st.Dispatch(ctx, []store.NewTask{orphan, behind}); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimAll(t, st, []string{"test.a"}, 10); len(got) != 1 || got[0].ID != orphan.ID {
+		t.Fatalf("claimed %v", got)
+	}
+	started := time.Now()
+	if err := st.RemoveWorker(ctx, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	const missingAfter = 500 * time.Millisecond
+	if lost, err := st.DropLostWorkers(ctx, missingAfter); err != nil || len(lost.Tasks) != 0 {
+		t.Fatalf("an orphan that just started was dropped: %+v %v", lost, err)
+	}
+	time.Sleep(missingAfter - time.Since(started) + 50*time.Millisecond)
+	lost, err := st.DropLostWorkers(ctx, missingAfter)
+	if err != nil || !slices.Equal(lost.Workers, []string{"w1"}) || !slices.Equal(lost.Tasks, []uuid.UUID{orphan.ID}) {
+		t.Fatalf("orphan: %+v %v", lost, err)
+	}
+	got, err := st.Task(ctx, orphan.ID)
+	if err != nil || got.State != store.StateDropped || got.Error == nil || got.Error.Kind != store.WorkerLostKind ||
+		!strings.Contains(got.Error.Description, "worker w1 is not in the worker list") {
+		t.Fatalf("orphan task: %+v %v", got, err)
+	}
+	if again, err := st.DropLostWorkers(ctx, missingAfter); err != nil || len(again.Workers)+len(again.Tasks) != 0 {
+		t.Fatalf("a second call: %+v %v", again, err)
+	}
+	if got := claimAll(t, st, []string{"test.a"}, 10); len(got) != 1 || got[0].ID != behind.ID {
+		t.Fatalf("the task behind the orphan: %v", got)
+	}
+}

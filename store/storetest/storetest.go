@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("SweepFindsNothingAfterNormalWork", func(t *testing.T) { testSweepClean(t, open) })
 	t.Run("Wakeups", func(t *testing.T) { testWakeups(t, open) })
 	t.Run("Cancels", func(t *testing.T) { testCancels(t, open) })
+	t.Run("OrphanRuns", func(t *testing.T) { testOrphanRuns(t, open) })
 	t.Run("ManyWaitingDoNotSlowTheHeads", func(t *testing.T) { testDeepQueue(t, open) })
 	t.Run("RandomScheduleAgreesWithTheRule", func(t *testing.T) { testAgreesWithTheRule(t, open) })
 	t.Run("ConcurrentReleasesUnblockOnce", func(t *testing.T) { testConcurrentReleases(t, open) })
