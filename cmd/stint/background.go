@@ -18,15 +18,16 @@ import (
 // name its immediate tasks run under (stint.DefaultWorkerName), with
 // concurrency 0, and heartbeats until ctx ends; then it leaves the worker
 // list. A run lost with this process is then detected like a worker's. It
-// also looks for lost workers (store.DropLostWorkers) as workers do, so
+// also looks for lost workers (store.DropLostWorkers, silent for
+// missingAfter) as workers do, so
 // that they are found even where no worker is left, and runs the cleanup
 // hooks of the tasks it ends; and it registers again when it finds itself
 // removed from the list.
-func registerAPINode(ctx context.Context, st store.Store, client *stint.Client, log *slog.Logger) {
+func registerAPINode(ctx context.Context, st store.Store, client *stint.Client, missingAfter time.Duration, log *slog.Logger) {
 	host, _ := os.Hostname()
 	p, err := worker.NewPresence(st, worker.PresenceConfig{
 		Info:         store.WorkerInfo{Name: stint.DefaultWorkerName(), Hostname: host, PID: os.Getpid()},
-		MissingAfter: api.DefaultMissingAfter, Logger: log,
+		MissingAfter: missingAfter, Logger: log,
 		Dropped: func(ctx context.Context, ids []uuid.UUID) { go client.RunCleanupHooks(ctx, ids, log) },
 	})
 	if err != nil {

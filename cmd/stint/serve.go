@@ -32,6 +32,7 @@ type serverFlags struct {
 	cancelPolicy string
 	insecureOpen bool
 	retain       time.Duration
+	missingAfter time.Duration
 }
 
 func (f *serverFlags) register(cmd *cobra.Command, migrateByDefault bool, defaultDB string) {
@@ -43,6 +44,7 @@ func (f *serverFlags) register(cmd *cobra.Command, migrateByDefault bool, defaul
 	fl.DurationVar(&f.shutdownWait, "shutdown-grace", 30*time.Second, "time running tasks and requests get to finish at shutdown")
 	fl.StringVar(&f.cancelPolicy, "cancel-policy", "owner", "who may cancel a task: owner (its owner and admins) or admin-only")
 	fl.BoolVar(&f.insecureOpen, "insecure-no-auth", false, "serve a non-loopback --addr even when no users exist, open to anyone who can reach it")
+	fl.DurationVar(&f.missingAfter, "missing-after", api.DefaultMissingAfter, "a worker silent this long is lost and its tasks dropped; use the same on every node")
 	fl.DurationVar(&f.retain, "retain", 0, "purge final tasks that finished longer ago than this (e.g. 720h), every hour; 0 keeps them")
 }
 
@@ -154,11 +156,14 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 	}
 
 	reg := stint.NewRegistry()
-	m := metrics.New(st, api.DefaultMissingAfter)
+	if f.missingAfter <= 2*time.Second {
+		return fmt.Errorf("--missing-after %v: must be more than the heartbeat interval (2s)", f.missingAfter)
+	}
+	m := metrics.New(st, f.missingAfter)
 	srv, err := api.New(api.Config{
 		Store: st, Registry: reg, Engine: target.engine, Version: version,
 		MaxBodyBytes: f.maxBody, Metrics: m, Logger: log,
-		AllowOpen: loopback || f.insecureOpen, CancelPolicy: policy,
+		AllowOpen: loopback || f.insecureOpen, CancelPolicy: policy, MissingAfter: f.missingAfter,
 	})
 	if err != nil {
 		return err
@@ -172,7 +177,7 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 	defer stopWorker()
 	if workers > 0 {
 		w, err := stint.NewWorker(st, reg, stint.WorkerConfig{
-			Concurrency: workers, ShutdownGrace: f.shutdownWait, Logger: log, OnFinished: m.Finished,
+			Concurrency: workers, ShutdownGrace: f.shutdownWait, MissingAfter: f.missingAfter, Logger: log, OnFinished: m.Finished,
 		})
 		if err != nil {
 			return err
@@ -190,7 +195,7 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			registerAPINode(workerCtx, st, stint.NewClient(st, reg), log)
+			registerAPINode(workerCtx, st, stint.NewClient(st, reg), f.missingAfter, log)
 		}()
 	}
 	if f.retain > 0 {

@@ -44,7 +44,11 @@ dropped), and leaves the worker list. See docs/operations.md.`,
 			}
 			cfg.Logger = newLogger()
 			if metricsAddr != "" {
-				m := metrics.New(st, api.DefaultMissingAfter)
+				missingAfter := cfg.MissingAfter
+				if missingAfter == 0 {
+					missingAfter = api.DefaultMissingAfter
+				}
+				m := metrics.New(st, missingAfter)
 				cfg.OnFinished = m.Finished
 				stop, err := serveMetrics(metricsAddr, m, cfg.Logger)
 				if err != nil {
