@@ -25,11 +25,7 @@ const inlineWorker = "api@test"
 // (no worker runs in these tests unless started), so the resource is busy.
 func (h *harness) busy(resource string) *stint.Task {
 	h.t.Helper()
-	task, err := h.client.Dispatch(h.ctx, stint.DispatchRequest{Name: "stint.noop", ExclusiveResources: []string{resource}})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return task
+	return h.dispatch(stint.DispatchRequest{Name: "stint.noop", ExclusiveResources: []string{resource}})
 }
 
 func TestDispatchImmediateRunsInline(t *testing.T) {
