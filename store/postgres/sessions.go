@@ -114,10 +114,12 @@ func (s *Store) RegisterWorker(ctx context.Context, w store.WorkerInfo) error {
 		return err
 	}
 	sess.mu.Lock()
-	_, err = sess.conn.Exec(ctx, `INSERT INTO stint_workers (name, hostname, pid, versions, concurrency, session_key)
-		VALUES ($1, $2, $3, $4, $5, $6)
+	_, err = sess.conn.Exec(ctx, `INSERT INTO stint_workers (name, hostname, pid, versions, concurrency,
+			session_key, session_server_start)
+		VALUES ($1, $2, $3, $4, $5, $6, pg_postmaster_start_time())
 		ON CONFLICT (name) DO UPDATE SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
 			versions = EXCLUDED.versions, concurrency = EXCLUDED.concurrency, session_key = EXCLUDED.session_key,
+			session_server_start = EXCLUDED.session_server_start,
 			started_at = now(), last_heartbeat = now(), missing = false`,
 		w.Name, w.Hostname, w.PID, versions, w.Concurrency, sess.key)
 	sess.mu.Unlock()
@@ -159,7 +161,8 @@ func (s *Store) reopen(ctx context.Context, worker string, sess *session) error 
 	if err != nil {
 		return fmt.Errorf("postgres: reopening the session of worker %s: %w", worker, err)
 	}
-	tag, err := fresh.conn.Exec(ctx, `UPDATE stint_workers SET session_key = $2 WHERE name = $1`, worker, fresh.key)
+	tag, err := fresh.conn.Exec(ctx, `UPDATE stint_workers
+		SET session_key = $2, session_server_start = pg_postmaster_start_time() WHERE name = $1`, worker, fresh.key)
 	if err != nil {
 		fresh.close(context.WithoutCancel(ctx))
 		return err

@@ -16,8 +16,14 @@ CREATE SEQUENCE stint_worker_session_seq AS integer CYCLE;
 
 -- session_key: the key of the lock the worker's session holds; NULL for a
 -- worker registered without a session (an older binary): only its
--- heartbeat tells whether it lives.
-ALTER TABLE stint_workers ADD COLUMN session_key integer;
+-- heartbeat tells whether it lives. session_server_start: when the server
+-- that the session was opened on started (pg_postmaster_start_time()). A
+-- restart of the server ends every session, but not the workers: until a
+-- worker has opened a new session (at its next heartbeat), the missing
+-- lock says nothing, and only its heartbeat counts, as it does after a
+-- failover to a standby.
+ALTER TABLE stint_workers ADD COLUMN session_key integer,
+    ADD COLUMN session_server_start timestamptz;
 
 -- stint_drop_lost_workers: as in version 6, and a worker is also lost when
 -- it registered a session lock that no session holds any more. The error
@@ -60,7 +66,8 @@ BEGIN
                  END AS reason
           FROM stint_workers w
           WHERE w.last_heartbeat < now() - p_missing_after
-             OR (w.session_key IS NOT NULL AND w.session_key NOT IN (SELECT key FROM held))
+             OR (w.session_key IS NOT NULL AND w.session_server_start = pg_postmaster_start_time()
+                 AND w.session_key NOT IN (SELECT key FROM held))
           ORDER BY w.name
           FOR UPDATE OF w SKIP LOCKED) l;
 
