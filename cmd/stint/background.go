@@ -3,43 +3,20 @@ package main
 import (
 	"context"
 	"log/slog"
-	"os"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/stint-dev/stint"
 	"github.com/stint-dev/stint/api"
-	"github.com/stint-dev/stint/internal/worker"
 	"github.com/stint-dev/stint/store"
 )
 
-// registerAPINode registers this process, which runs no worker, under the
-// name its immediate tasks run under (stint.DefaultWorkerName), with
-// concurrency 0, and heartbeats until ctx ends; then it leaves the worker
-// list. A run lost with this process is then detected like a worker's. It
-// also looks for lost workers (store.DropLostWorkers, silent for
-// missingAfter) as workers do, so
-// that they are found even where no worker is left, and runs the cleanup
-// hooks of the tasks it ends; and it registers again when it finds itself
-// removed from the list.
-func registerAPINode(ctx context.Context, st store.Store, client *stint.Client, missingAfter time.Duration, log *slog.Logger) {
-	host, _ := os.Hostname()
-	p, err := worker.NewPresence(st, worker.PresenceConfig{
-		Info:         store.WorkerInfo{Name: stint.DefaultWorkerName(), Hostname: host, PID: os.Getpid()},
-		MissingAfter: missingAfter, Logger: log,
-		Dropped: func(ctx context.Context, ids []uuid.UUID) { go client.RunCleanupHooks(ctx, ids, log) },
-	})
-	if err != nil {
-		log.Error("API node presence", "err", err)
-		return
-	}
-	if err := p.Register(ctx); err != nil {
-		log.Warn("registering the API node for immediate tasks", "err", err)
-	}
-	p.Run(ctx)
-	if err := st.RemoveWorker(context.WithoutCancel(ctx), stint.DefaultWorkerName()); err != nil {
-		log.Warn("leaving the worker list", "err", err)
+// registerAPINode keeps this process, which runs no worker, in the worker
+// list until ctx ends (Client.RunNode): under the name its immediate tasks
+// run under, looking for lost workers silent for missingAfter as workers
+// do, so that they are found even where no worker is left.
+func registerAPINode(ctx context.Context, client *stint.Client, missingAfter time.Duration, log *slog.Logger) {
+	if err := client.RunNode(ctx, stint.NodeConfig{MissingAfter: missingAfter, Logger: log}); err != nil {
+		log.Error("API node", "err", err)
 	}
 }
 

@@ -195,7 +195,7 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			registerAPINode(workerCtx, st, stint.NewClient(st, reg), f.missingAfter, log)
+			registerAPINode(workerCtx, stint.NewClient(st, reg), f.missingAfter, log)
 		}()
 	}
 	if f.retain > 0 {
