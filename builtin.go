@@ -16,6 +16,11 @@ type SleepArgs struct {
 	Seconds float64 `json:"seconds"`
 	// Fail makes the task fail once it has counted.
 	Fail bool `json:"fail"`
+	// IgnoreCancel makes the task keep counting after its context is
+	// canceled, as a task stuck in a call would (it reports no progress
+	// then): for testing that such a run is abandoned, or killed
+	// (stint.process.sleep).
+	IgnoreCancel bool `json:"ignore_cancel"`
 }
 
 // MaxSleepSeconds is the longest stint.sleep accepts.
@@ -38,14 +43,22 @@ type SleepResult struct {
 // cancellation.
 const sleepTick = 100 * time.Millisecond
 
-// Sleep is the built-in task stint.sleep: it counts up to args.Seconds,
-// reporting progress and checking for cancellation every 100 ms, and fails at
-// the end if args.Fail. It is the test and demonstration task.
+// Sleep is the built-in task stint.sleep (and stint.process.sleep, in a
+// child process): it counts up to args.Seconds, reporting progress and
+// checking for cancellation every 100 ms (unless args.IgnoreCancel), and
+// fails at the end if args.Fail. It is the test and demonstration task.
 func Sleep(ctx context.Context, run *Run, args SleepArgs) (SleepResult, error) {
 	total := time.Duration(args.Seconds * float64(time.Second))
 	ticks := int64(math.Ceil(float64(total) / float64(sleepTick)))
 	report := func(done int64, state string) {
+		if args.IgnoreCancel && ctx.Err() != nil {
+			return // the run is being abandoned or killed: its outputs no longer count
+		}
 		run.Progress(ProgressReport{Code: "stint.sleep", Message: "Sleeping", State: state, Total: &ticks, Done: done})
+	}
+	canceled := ctx.Done()
+	if args.IgnoreCancel {
+		canceled = nil // never ready
 	}
 	start := time.Now()
 	report(0, "running")
@@ -55,7 +68,7 @@ func Sleep(ctx context.Context, run *Run, args SleepArgs) (SleepResult, error) {
 			break
 		}
 		select {
-		case <-ctx.Done():
+		case <-canceled:
 			report(done, "canceled")
 			return SleepResult{}, ctx.Err()
 		case <-time.After(wait):
@@ -74,8 +87,8 @@ func Sleep(ctx context.Context, run *Run, args SleepArgs) (SleepResult, error) {
 // NoopArgs are the args of stint.noop: none.
 type NoopArgs struct{}
 
-// Noop is the built-in task stint.noop: it does nothing and succeeds. The
-// benchmarks run it.
+// Noop is the built-in task stint.noop (and stint.process.noop, in a child
+// process): it does nothing and succeeds. The benchmarks run it.
 func Noop(context.Context, *Run, NoopArgs) (struct{}, error) { return struct{}{}, nil }
 
 // PurgeArgs are the args of the built-in task stint.purge.
@@ -142,8 +155,15 @@ func Purge(ctx context.Context, run *Run, args PurgeArgs) (PurgeResult, error) {
 	}
 }
 
+// registerBuiltins registers the built-in task types: stint.noop,
+// stint.sleep and stint.purge run in the worker's process;
+// stint.process.noop and stint.process.sleep are the same as stint.noop and
+// stint.sleep in a child process each (InChildProcess), for tests and
+// benchmarks of process isolation.
 func registerBuiltins(reg *Registry) {
 	Register(reg, "stint.noop", Noop)
 	Register(reg, "stint.sleep", Sleep)
 	Register(reg, "stint.purge", Purge)
+	Register(reg, "stint.process.noop", Noop, InChildProcess())
+	Register(reg, "stint.process.sleep", Sleep, InChildProcess())
 }

@@ -12,7 +12,7 @@
 //
 //	type SyncArgs struct{ Repository string `json:"repository"` }
 //
-//	reg := stint.NewRegistry() // holds stint.noop and stint.sleep
+//	reg := stint.NewRegistry() // holds the built-in task types (stint.noop, stint.sleep, ...)
 //	stint.Register(reg, "repo.sync", func(ctx context.Context, run *stint.Run, a SyncArgs) (SyncResult, error) {
 //		run.Progress(stint.ProgressReport{Code: "fetch", Message: "Fetching", State: "running", Done: 1})
 //		return SyncResult{}, nil
@@ -26,11 +26,20 @@
 // resources, dispatches child tasks, and gives the task a working directory.
 // The function must return soon after ctx is canceled.
 //
-// Options of Register set how a task type runs: InChildProcess runs each
-// task in a child process of the worker (the program's main calls
-// RunChildProcess first), which is killed on cancel or timeout and dies
-// with the worker; WithTimeout fails runs that take too long; WithCleanup
-// undoes what a canceled or dropped run created.
+// Options of Register set a task type's timeout (WithTimeout), its cleanup
+// hook for canceled or dropped runs (WithCleanup), and its isolation. By
+// default a task runs in a goroutine of the worker. With InChildProcess each
+// task runs in a child process: the worker executes its own binary again,
+// kills the child when the task is canceled or times out and does not stop
+// within the cancel grace period, and the child dies if the worker dies
+// (Linux). A program with such task types calls RunChildProcess first thing
+// in main, with a registry holding them (test binaries call it in TestMain):
+//
+//	func main() {
+//		reg := newRegistry() // the same task types as the worker's
+//		stint.RunChildProcess(reg) // in a task's child process: runs it and exits
+//		...
+//	}
 //
 // # Dispatch and resources
 //

@@ -41,7 +41,9 @@ var taskNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-
 const MaxTaskNameLength = 200
 
 // NewRegistry returns a registry holding the built-in task types
-// stint.noop and stint.sleep.
+// stint.noop, stint.sleep and stint.purge, and stint.process.noop and
+// stint.process.sleep, which run in a child process each (a program whose
+// workers run them calls RunChildProcess first thing in main).
 func NewRegistry() *Registry {
 	reg := &Registry{types: make(map[string]*taskType)}
 	registerBuiltins(reg)

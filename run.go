@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/stint-dev/stint/internal/worker"
 	"github.com/stint-dev/stint/store"
 )
 
@@ -22,14 +21,25 @@ type ProgressReport = store.ProgressReport
 // reports, non-fatal errors, created resources, child tasks and working
 // directory. Its methods are safe for concurrent use.
 type Run struct {
-	task   *store.Task
-	rec    *worker.Recorder
+	task *store.Task
+	rec  outputSink
+	// client dispatches the run's children; nil in a child process.
 	client *Client
+	// viaWorker, in a child process, asks the worker to dispatch a child.
+	viaWorker func(ctx context.Context, req DispatchRequest) (*Task, error)
 
 	workRoot string
 	dirOnce  sync.Once
 	dir      string
 	dirErr   error
+}
+
+// outputSink is where a run's outputs go: the worker's fenced Recorder
+// (internal/worker), or, in a child process, the pipe to the worker.
+type outputSink interface {
+	Progress(p store.ProgressReport)
+	NonFatalError(ctx context.Context, e store.TaskError) error
+	CreatedResource(ctx context.Context, name string) error
 }
 
 // ID returns the task's id.
@@ -66,6 +76,9 @@ func (r *Run) CreatedResource(ctx context.Context, name string) error {
 // Dispatch dispatches a child task: its parent is this task, and it has
 // this task's owner and, unless req names one, its task group.
 func (r *Run) Dispatch(ctx context.Context, req DispatchRequest) (*Task, error) {
+	if r.viaWorker != nil {
+		return r.viaWorker(ctx, req) // the worker's Run sets parent, owner and group
+	}
 	if r.client == nil {
 		return nil, errors.New("stint: this run cannot dispatch")
 	}
@@ -86,14 +99,29 @@ func (r *Run) WorkDir() (string, error) {
 			r.dirErr = errors.New("stint: this run has no working directory")
 			return
 		}
-		r.dir = filepath.Join(r.workRoot, r.task.ID.String())
+		r.dir = r.dirPath()
 		r.dirErr = os.MkdirAll(r.dir, 0o700)
 	})
 	return r.dir, r.dirErr
 }
 
+// dirPath is the path of the task's working directory, the same in the
+// worker and in a child process that runs the task.
+func (r *Run) dirPath() string {
+	return filepath.Join(r.workRoot, r.task.ID.String())
+}
+
+// cleanup removes the working directory this Run created.
 func (r *Run) cleanup() {
 	if r.dir != "" {
 		os.RemoveAll(r.dir) //nolint:errcheck
+	}
+}
+
+// removeWorkDir removes the task's working directory whoever created it:
+// the worker calls it when a child process that ran the task is gone.
+func (r *Run) removeWorkDir() {
+	if r.workRoot != "" {
+		os.RemoveAll(r.dirPath()) //nolint:errcheck
 	}
 }

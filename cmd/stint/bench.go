@@ -24,8 +24,9 @@ the sqlite scenario in a scratch file in the system's temporary directory.
 With --db sqlite:PATH, only the sqlite scenario runs, in a scratch file in
 PATH's directory (PATH itself is not touched).
 
-Scenarios: throughput-noop, throughput-resources, depth, latency (PostgreSQL);
-sqlite (throughput-noop on the embedded engine).`,
+Scenarios: throughput-noop, throughput-resources, depth, latency, process
+(no-op tasks each in a child process) (PostgreSQL); sqlite (throughput-noop
+on the embedded engine).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			target, err := parseDB(db)
@@ -53,6 +54,7 @@ sqlite (throughput-noop on the embedded engine).`,
 	f.StringSliceVar(&cfg.Scenarios, "scenario", nil, "scenario to run, repeatable (default all)")
 	f.IntVar(&cfg.Tasks, "tasks", 50_000, "tasks per throughput run")
 	f.IntVar(&cfg.Concurrency, "concurrency", 100, "worker slots")
+	f.IntVar(&cfg.ProcessTasks, "process-tasks", 1000, "tasks of the process scenario")
 	f.IntVar(&cfg.BatchSize, "batch", 1000, "tasks per dispatch call")
 	f.IntVar(&cfg.DepthWaiting, "depth-waiting", 1_000_000, "waiting tasks in the deep run of the depth scenario")
 	f.IntVar(&cfg.Samples, "samples", 300, "latency samples")

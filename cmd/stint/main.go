@@ -12,10 +12,16 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/stint-dev/stint"
 	"github.com/stint-dev/stint/client"
 )
 
 func main() {
+	// A worker runs the tasks of types registered with InChildProcess
+	// (stint.process.*) by executing this binary again: such a child runs
+	// its task and exits here. Its registry is the one the binary's workers
+	// use (stint worker, stint serve).
+	stint.RunChildProcess(stint.NewRegistry())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCommand().ExecuteContext(ctx)
 	stop()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,8 +18,12 @@ import (
 )
 
 // userNamePattern is what a user name may hold: it appears in task owners,
-// filters and logs, so it stays plain.
-var userNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$`)
+// filters and logs, so it stays plain. It is compiled on first use, not at
+// start-up: its repetition makes a large program, and every task child
+// process (stint.process.*) starts this binary.
+var userNamePattern = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$`)
+})
 
 func newUserCommand() *cobra.Command {
 	var db string
@@ -155,7 +160,7 @@ cancels all tasks and sees workers. With no users at all, the server is open
 
 // checkUserName refuses names that would be awkward in owners and logs.
 func checkUserName(name string) error {
-	if !userNamePattern.MatchString(name) {
+	if !userNamePattern().MatchString(name) {
 		return fmt.Errorf("user name %q: use 1 to 100 letters, digits and . _ @ -, starting with a letter or digit", name)
 	}
 	return nil

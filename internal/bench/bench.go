@@ -30,7 +30,7 @@ import (
 // Scenarios lists the scenario names in the order they run. All but
 // "sqlite" run on PostgreSQL; "sqlite" is throughput-noop on the embedded
 // engine.
-var Scenarios = []string{"throughput-noop", "throughput-resources", "depth", "latency", "sqlite"}
+var Scenarios = []string{"throughput-noop", "throughput-resources", "depth", "latency", "process", "sqlite"}
 
 // Config configures a benchmark run.
 type Config struct {
@@ -39,6 +39,7 @@ type Config struct {
 	Scenarios    []string // default: all that the given engines can run
 	Tasks        int      // tasks per throughput run; default 50,000
 	Concurrency  int      // worker slots; default 100
+	ProcessTasks int      // tasks of the process run, each in a child process; default 1,000
 	BatchSize    int      // tasks per dispatch call; default 1,000
 	DepthWaiting int      // waiting tasks of the deep run of "depth"; default 1,000,000
 	Samples      int      // latency samples; default 300
@@ -59,6 +60,9 @@ func (c *Config) defaults() {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 100
+	}
+	if c.ProcessTasks <= 0 {
+		c.ProcessTasks = 1000
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 1000
@@ -91,16 +95,16 @@ func Run(ctx context.Context, cfg Config) error {
 		switch name {
 		case "throughput-noop":
 			var r throughput
-			r, err = runThroughput(ctx, cfg, scratchPostgres, false, 0)
+			r, err = runThroughput(ctx, cfg, scratchPostgres, cfg.load("stint.noop"))
 			line = fmt.Sprintf("throughput-noop: %.0f tasks/s (%d tasks, dispatch %.0f tasks/s, %d slots)", r.rate, cfg.Tasks, r.dispatchRate, cfg.Concurrency)
 		case "throughput-resources":
 			var r throughput
-			r, err = runThroughput(ctx, cfg, scratchPostgres, true, 0)
+			r, err = runThroughput(ctx, cfg, scratchPostgres, cfg.load("stint.noop").withResources(0))
 			line = fmt.Sprintf("throughput-resources: %.0f tasks/s (%d tasks, 1 exclusive + 2 shared of %d resources each, dispatch %.0f tasks/s)", r.rate, cfg.Tasks, resourceCount, r.dispatchRate)
 		case "depth":
 			var shallow, deep throughput
-			if shallow, err = runThroughput(ctx, cfg, scratchPostgres, true, 1000); err == nil {
-				deep, err = runThroughput(ctx, cfg, scratchPostgres, true, cfg.DepthWaiting)
+			if shallow, err = runThroughput(ctx, cfg, scratchPostgres, cfg.load("stint.noop").withResources(1000)); err == nil {
+				deep, err = runThroughput(ctx, cfg, scratchPostgres, cfg.load("stint.noop").withResources(cfg.DepthWaiting))
 			}
 			line = fmt.Sprintf("depth: ratio %.2f (throughput-resources with 1000 tasks waiting: %.0f tasks/s; with %d waiting: %.0f tasks/s)",
 				deep.rate/shallow.rate, shallow.rate, cfg.DepthWaiting, deep.rate)
@@ -108,9 +112,15 @@ func Run(ctx context.Context, cfg Config) error {
 			var p50, p99 time.Duration
 			p50, p99, err = runLatency(ctx, cfg)
 			line = fmt.Sprintf("latency: p50 %.1f ms p99 %.1f ms (dispatch to running on an idle worker, %d samples)", ms(p50), ms(p99), cfg.Samples)
+		case "process":
+			var r throughput
+			load := cfg.load("stint.process.noop")
+			load.tasks = cfg.ProcessTasks
+			r, err = runThroughput(ctx, cfg, scratchPostgres, load)
+			line = fmt.Sprintf("process: %.0f tasks/s (%d stint.process.noop tasks, each in a child process, %d slots)", r.rate, load.tasks, load.slots)
 		case "sqlite":
 			var r throughput
-			r, err = runThroughput(ctx, cfg, scratchSQLite, false, 0)
+			r, err = runThroughput(ctx, cfg, scratchSQLite, cfg.load("stint.noop"))
 			line = fmt.Sprintf("sqlite: %.0f tasks/s (throughput-noop on the embedded engine: %d tasks, dispatch %.0f tasks/s, %d slots)", r.rate, cfg.Tasks, r.dispatchRate, cfg.Concurrency)
 		}
 		if err != nil {
@@ -196,28 +206,52 @@ type throughput struct {
 	rate, dispatchRate float64
 }
 
-// runThroughput dispatches cfg.Tasks no-op tasks in batches while one
-// worker runs them, and measures from the first dispatch to the last
-// completion. With waiting > 0, that many tasks first wait on resources no
-// benchmark task uses, behind blockers no worker claims.
-func runThroughput(ctx context.Context, cfg Config, open scratchFunc, withResources bool, waiting int) (throughput, error) {
+// throughputLoad is what a throughput run dispatches, and to how many
+// worker slots.
+type throughputLoad struct {
+	name  string // of the task type: a no-op
+	tasks int
+	slots int
+	// resources: each task holds 1 exclusive and 2 shared resources out
+	// of resourceCount.
+	resources bool
+	// waiting tasks wait on other resources before the run starts.
+	waiting int
+}
+
+// load is a run of cfg.Tasks tasks named name on cfg.Concurrency slots.
+func (c *Config) load(name string) throughputLoad {
+	return throughputLoad{name: name, tasks: c.Tasks, slots: c.Concurrency}
+}
+
+// withResources is l with resources and waiting tasks.
+func (l throughputLoad) withResources(waiting int) throughputLoad {
+	l.resources, l.waiting = true, waiting
+	return l
+}
+
+// runThroughput dispatches l.tasks no-op tasks in batches while one worker
+// runs them, and measures from the first dispatch to the last completion.
+// With l.waiting > 0, that many tasks first wait on resources no benchmark
+// task uses, behind blockers no worker claims.
+func runThroughput(ctx context.Context, cfg Config, open scratchFunc, l throughputLoad) (throughput, error) {
 	st, done, err := open(ctx, cfg)
 	if err != nil {
 		return throughput{}, err
 	}
 	defer done()
-	if waiting > 0 {
+	if l.waiting > 0 {
 		pg, ok := st.(*postgres.Store)
 		if !ok {
 			return throughput{}, fmt.Errorf("the depth scenario runs on PostgreSQL only")
 		}
-		if err := preloadWaiting(ctx, pg, waiting); err != nil {
-			return throughput{}, fmt.Errorf("preloading %d waiting tasks: %w", waiting, err)
+		if err := preloadWaiting(ctx, pg, l.waiting); err != nil {
+			return throughput{}, fmt.Errorf("preloading %d waiting tasks: %w", l.waiting, err)
 		}
 	}
 	reg := stint.NewRegistry()
 	client := stint.NewClient(st, reg)
-	w, err := stint.NewWorker(st, reg, stint.WorkerConfig{Name: "bench", Concurrency: cfg.Concurrency, SweepInterval: -1, Logger: cfg.Logger})
+	w, err := stint.NewWorker(st, reg, stint.WorkerConfig{Name: "bench", Concurrency: l.slots, SweepInterval: -1, Logger: cfg.Logger})
 	if err != nil {
 		return throughput{}, err
 	}
@@ -227,10 +261,10 @@ func runThroughput(ctx context.Context, cfg Config, open scratchFunc, withResour
 	defer func() { stopWorker(); <-werr }()
 
 	rng := rand.New(rand.NewPCG(1, 2))
-	reqs := make([]stint.DispatchRequest, cfg.Tasks)
+	reqs := make([]stint.DispatchRequest, l.tasks)
 	for i := range reqs {
-		reqs[i] = stint.DispatchRequest{Name: "stint.noop"}
-		if withResources {
+		reqs[i] = stint.DispatchRequest{Name: l.name}
+		if l.resources {
 			picks := rng.Perm(resourceCount)[:3]
 			reqs[i].ExclusiveResources = []string{fmt.Sprintf("res:%d", picks[0])}
 			reqs[i].SharedResources = []string{fmt.Sprintf("res:%d", picks[1]), fmt.Sprintf("res:%d", picks[2])}
@@ -243,7 +277,7 @@ func runThroughput(ctx context.Context, cfg Config, open scratchFunc, withResour
 		}
 	}
 	dispatched := time.Since(start)
-	for w.Stats().Finished < int64(cfg.Tasks) {
+	for w.Stats().Finished < int64(l.tasks) {
 		select {
 		case <-ctx.Done():
 			return throughput{}, ctx.Err()
@@ -254,8 +288,8 @@ func runThroughput(ctx context.Context, cfg Config, open scratchFunc, withResour
 	}
 	elapsed := time.Since(start)
 	return throughput{
-		rate:         float64(cfg.Tasks) / elapsed.Seconds(),
-		dispatchRate: float64(cfg.Tasks) / dispatched.Seconds(),
+		rate:         float64(l.tasks) / elapsed.Seconds(),
+		dispatchRate: float64(l.tasks) / dispatched.Seconds(),
 	}, nil
 }
 
