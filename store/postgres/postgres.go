@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -31,6 +30,9 @@ type Store struct {
 	// sessions hold the session locks of the workers this process
 	// registered (see RegisterWorker).
 	sessions sessions
+	// signals turns notifications of the wake-up and cancel channels into
+	// signals, for Wakeups and Cancels.
+	signals *signalListener
 }
 
 var _ store.Store = (*Store)(nil)
@@ -61,7 +63,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	st := &Store{pool: pool}
+	st.signals = newSignalListener(pool, wakeChannel, cancelChannel)
+	return st, nil
 }
 
 // Pool returns the connection pool, for callers that dispatch inside their
@@ -72,6 +76,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // store (on other nodes, their tasks are then found lost at once) and
 // closes the pool.
 func (s *Store) Close() {
+	s.signals.close()
 	s.closeSessions()
 	s.pool.Close()
 }
@@ -456,76 +461,16 @@ func (s *Store) Sweep(ctx context.Context) (store.SweepResult, error) {
 	return res, err
 }
 
-// Wakeups implements store.Store with LISTEN on a dedicated connection (see
-// signals).
+// Wakeups implements store.Store through the store's signal listener.
 func (s *Store) Wakeups(ctx context.Context) (<-chan struct{}, error) {
-	return s.signals(ctx, wakeChannel)
+	return s.signals.subscribe(ctx, wakeChannel)
 }
 
 // cancelChannel is the channel on which stint_cancel and stint_cancel_group
 // notify "<worker> <task id>" for each running task they make canceling.
 const cancelChannel = "stint_cancel"
 
-// Cancels implements store.Store with LISTEN on a dedicated connection (see
-// signals).
+// Cancels implements store.Store through the store's signal listener.
 func (s *Store) Cancels(ctx context.Context) (<-chan struct{}, error) {
-	return s.signals(ctx, cancelChannel)
-}
-
-// signals listens on a notification channel, on a dedicated connection, and
-// turns each notification into a coalesced signal. It reconnects after
-// errors and signals after each reconnection, since notifications may have
-// been missed meanwhile.
-func (s *Store) signals(ctx context.Context, channel string) (<-chan struct{}, error) {
-	ch := make(chan struct{}, 1)
-	wake := func() {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	listen := func() (*pgxpool.Conn, error) {
-		conn, err := s.pool.Acquire(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
-			conn.Release()
-			return nil, err
-		}
-		return conn, nil
-	}
-	conn, err := listen()
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		defer close(ch)
-		for {
-			_, err := conn.Conn().WaitForNotification(ctx)
-			if err == nil {
-				wake()
-				continue
-			}
-			// Destroy the connection rather than return it to the pool
-			// still listening.
-			conn.Conn().Close(context.WithoutCancel(ctx)) //nolint:errcheck
-			conn.Release()
-			for {
-				if ctx.Err() != nil {
-					return
-				}
-				if conn, err = listen(); err == nil {
-					wake()
-					break
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Second):
-				}
-			}
-		}
-	}()
-	return ch, nil
+	return s.signals.subscribe(ctx, cancelChannel)
 }
