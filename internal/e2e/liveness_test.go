@@ -91,7 +91,9 @@ func TestKilledWorkerIsFoundThroughItsSession(t *testing.T) {
 	if held.Worker != "victim" {
 		t.Fatalf("task runs on %q", held.Worker)
 	}
-	startWorker(t, l.bin, l.dsn, "follower")
+	// It looks for lost workers twice a second (the default is once), so
+	// that a loaded CI machine still finds the victim well within 2 s.
+	startWorker(t, l.bin, l.dsn, "follower", "--lost-check-interval", "500ms")
 	next := l.sleepOn(t, "repo:1", 0)
 	// The follower is up when it is in the worker list.
 	for {
