@@ -270,18 +270,9 @@ func TestChildProcessFailures(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
 		h := newProcessHarness(t, eng)
 		h.startWorker(stint.WorkerConfig{Concurrency: 2})
-		panics, err := h.client.Dispatch(h.ctx, stint.DispatchRequest{Name: "test.child.panics"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		exits, err := h.client.Dispatch(h.ctx, stint.DispatchRequest{Name: "test.child.exits"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		garbles, err := h.client.Dispatch(h.ctx, stint.DispatchRequest{Name: "test.child.garbles"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		panics := h.dispatch(stint.DispatchRequest{Name: "test.child.panics"})
+		exits := h.dispatch(stint.DispatchRequest{Name: "test.child.exits"})
+		garbles := h.dispatch(stint.DispatchRequest{Name: "test.child.garbles"})
 		p := h.waitFinal(panics.ID)
 		if p.State != store.StateFailed || p.Error.Kind != "panic" || !strings.Contains(p.Error.Description, "index out of range") ||
 			!strings.Contains(p.Error.Traceback, "process_test.go") {
@@ -303,15 +294,9 @@ func TestChildProcessIgnoringCancelIsKilled(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
 		h := newProcessHarness(t, eng)
 		h.startWorker(stint.WorkerConfig{Concurrency: 2})
-		stuck, err := h.client.Dispatch(h.ctx, stint.DispatchRequest{Name: "test.child.stuck"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sleep, err := h.client.Dispatch(h.ctx, stint.DispatchRequest{Name: "stint.process.sleep",
+		stuck := h.dispatch(stint.DispatchRequest{Name: "test.child.stuck"})
+		sleep := h.dispatch(stint.DispatchRequest{Name: "stint.process.sleep",
 			Args: stint.SleepArgs{Seconds: 30, IgnoreCancel: true}})
-		if err != nil {
-			t.Fatal(err)
-		}
 		pid := h.pidOf(stuck.ID)
 		dir := h.createdResource(stuck.ID, "dir:")
 		h.waitRunning(sleep.ID)
@@ -338,10 +323,7 @@ func TestChildProcessTimeout(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
 		h := newProcessHarness(t, eng)
 		h.startWorker(stint.WorkerConfig{CancelGrace: 200 * time.Millisecond})
-		task, err := h.client.Dispatch(h.ctx, stint.DispatchRequest{Name: "test.child.slow"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		task := h.dispatch(stint.DispatchRequest{Name: "test.child.slow"})
 		pid := h.pidOf(task.ID)
 		got := h.waitFinal(task.ID)
 		if got.State != store.StateFailed || got.Error.Kind != stint.TimeoutKind || !strings.Contains(got.Error.Description, "killed") {

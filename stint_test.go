@@ -95,10 +95,7 @@ func TestWorkerRunsTypedTasks(t *testing.T) {
 			return greetResult{Greeting: "hello " + a.Name + " from " + run.Name()}, nil
 		})
 		h.startWorker(stint.WorkerConfig{Concurrency: 2})
-		task, err := h.client.Dispatch(h.ctx, stint.DispatchRequest{Name: "test.greet", Args: greetArgs{Name: "ada"}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		task := h.dispatch(stint.DispatchRequest{Name: "test.greet", Args: greetArgs{Name: "ada"}})
 		if task.State != store.StateWaiting || task.ID.Version() != 7 {
 			t.Fatalf("dispatched task: state %s, id version %d", task.State, task.ID.Version())
 		}
@@ -177,10 +174,7 @@ func TestRunOutputs(t *testing.T) {
 			return "done", nil
 		})
 		h.startWorker(stint.WorkerConfig{})
-		task, err := h.client.Dispatch(h.ctx, stint.DispatchRequest{Name: "test.outputs", Owner: "alice"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		task := h.dispatch(stint.DispatchRequest{Name: "test.outputs", Owner: "alice"})
 		got := h.waitFinal(task.ID)
 		if got.State != store.StateCompleted || string(got.Result) != `"done"` {
 			t.Fatalf("task: %s %s %+v", got.State, got.Result, got.Error)
@@ -245,11 +239,8 @@ func TestDispatchValidation(t *testing.T) {
 			t.Fatalf("a rejected dispatch stored tasks: %v %v", counts, err)
 		}
 		// Resources are normalised: sorted, unique, exclusive wins.
-		task, err := h.client.Dispatch(h.ctx, stint.DispatchRequest{Name: "stint.noop",
+		task := h.dispatch(stint.DispatchRequest{Name: "stint.noop",
 			ExclusiveResources: []string{"b", "a", "b"}, SharedResources: []string{"c", "a"}})
-		if err != nil {
-			t.Fatal(err)
-		}
 		if strings.Join(task.ExclusiveResources, ",") != "a,b" || strings.Join(task.SharedResources, ",") != "c" {
 			t.Fatalf("resources %v %v", task.ExclusiveResources, task.SharedResources)
 		}
@@ -260,10 +251,7 @@ func TestCancelRunningInProcessTask(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
 		h := newHarness(t, eng)
 		h.startWorker(stint.WorkerConfig{})
-		task, err := h.client.Dispatch(h.ctx, stint.DispatchRequest{Name: "stint.sleep", Args: stint.SleepArgs{Seconds: 30}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		task := h.dispatch(stint.DispatchRequest{Name: "stint.sleep", Args: stint.SleepArgs{Seconds: 30}})
 		for {
 			got, _ := h.client.Task(h.ctx, task.ID)
 			if got.State == store.StateRunning {
@@ -341,18 +329,12 @@ func TestUnstorableDataIsRefusedOrRecorded(t *testing.T) {
 			t.Fatalf("args with \\u0000: %v", err)
 		}
 		// ...while an escaped backslash before u0000 is plain text.
-		bad, err := h.client.Dispatch(h.ctx, stint.DispatchRequest{Name: "test.nul", Args: json.RawMessage(`"a\\u0000b"`)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		bad := h.dispatch(stint.DispatchRequest{Name: "test.nul", Args: json.RawMessage(`"a\\u0000b"`)})
 		// A result jsonb cannot hold fails its task with a clear error, and the
 		// tasks finished in the same batch are recorded normally.
 		var good []*stint.Task
 		for range 5 {
-			g, err := h.client.Dispatch(h.ctx, stint.DispatchRequest{Name: "stint.noop"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			g := h.dispatch(stint.DispatchRequest{Name: "stint.noop"})
 			good = append(good, g)
 		}
 		h.startWorker(stint.WorkerConfig{Concurrency: 8})
