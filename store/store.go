@@ -456,7 +456,10 @@ type Store interface {
 	// each resource it waits for (at most a few per resource, oldest first).
 	BlockedBy(ctx context.Context, id uuid.UUID) ([]Blocker, error)
 
-	// RegisterWorker adds or replaces a worker and sets its heartbeat.
+	// RegisterWorker adds or replaces a worker and sets its heartbeat. On
+	// PostgreSQL, a name that a live worker of another process holds (its
+	// database session is open) is refused with ErrExists: names are unique
+	// among online workers.
 	RegisterWorker(ctx context.Context, w WorkerInfo) error
 	// Heartbeat refreshes a worker's heartbeat and returns the states of the
 	// given tasks, so the worker notices cancels it was not told about. It

@@ -179,3 +179,28 @@ func TestStoppedWorkerIsFencedWhenItWakes(t *testing.T) {
 		t.Fatalf("the woken worker did not say it was removed:\n%s", sleeper.stderr.String())
 	}
 }
+
+// A second `stint worker` with the name of a live one exits at once with a
+// one-line error; the first goes on.
+func TestWorkerNameInUse(t *testing.T) {
+	l := newLiveness(t)
+	startWorker(t, l.bin, l.dsn, "builder-1")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := l.st.Worker(l.ctx, "builder-1"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first worker did not register")
+		}
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, l.bin, "worker", "--db", l.dsn, "--name", "builder-1", "--workdir", t.TempDir()).CombinedOutput()
+	exit, ok := err.(*exec.ExitError)
+	if !ok || exit.ExitCode() != 1 || !strings.Contains(string(out), `worker name "builder-1" is in use by a running worker`) {
+		t.Fatalf("second worker: %v\n%s", err, out)
+	}
+	if _, err := l.st.Worker(l.ctx, "builder-1"); err != nil {
+		t.Fatalf("the first worker: %v", err)
+	}
+}

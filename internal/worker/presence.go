@@ -76,9 +76,26 @@ func NewPresence(st store.Store, cfg PresenceConfig) (*Presence, error) {
 	return &Presence{store: st, cfg: cfg, log: log, check: make(chan struct{}, 1)}, nil
 }
 
-// Register adds the process to the worker list.
+// nameWait is how long Register waits for a name held by a live worker
+// to be freed: a worker restarted at once under its name may find its
+// predecessor's database session not yet ended.
+const nameWait = 2 * time.Second
+
+// Register adds the process to the worker list. A name in use by a live
+// worker (store.ErrExists) is tried again for a moment, then refused.
 func (p *Presence) Register(ctx context.Context) error {
-	return p.store.RegisterWorker(ctx, p.cfg.Info)
+	deadline := time.Now().Add(nameWait)
+	for {
+		err := p.store.RegisterWorker(ctx, p.cfg.Info)
+		if !errors.Is(err, store.ErrExists) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // CheckNow asks for a heartbeat at once, which reports the states of the

@@ -103,7 +103,9 @@ func (s *Store) openSession(ctx context.Context) (*session, error) {
 // 0007): when the process dies, the session ends, and DropLostWorkers
 // finds the worker at once. The lock is taken before the row is written,
 // so no check ever sees the row without it. A session the worker had
-// before (it registers again) is closed.
+// before (it registers again) is closed. A name that a live worker of
+// another session holds is refused with store.ErrExists: names are unique
+// among online workers.
 func (s *Store) RegisterWorker(ctx context.Context, w store.WorkerInfo) error {
 	versions, err := json.Marshal(w.Versions)
 	if err != nil {
@@ -113,16 +115,32 @@ func (s *Store) RegisterWorker(ctx context.Context, w store.WorkerInfo) error {
 	if err != nil {
 		return err
 	}
+	// The session this process had for the worker, if it registers again.
+	var ownKey *int32
+	if old := s.sessions.get(w.Name); old != nil {
+		ownKey = &old.key
+	}
 	sess.mu.Lock()
-	_, err = sess.conn.Exec(ctx, `INSERT INTO stint_workers (name, hostname, pid, versions, concurrency,
+	tag, err := sess.conn.Exec(ctx, `INSERT INTO stint_workers (name, hostname, pid, versions, concurrency,
 			session_key, session_server_start)
 		VALUES ($1, $2, $3, $4, $5, $6, pg_postmaster_start_time())
 		ON CONFLICT (name) DO UPDATE SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
 			versions = EXCLUDED.versions, concurrency = EXCLUDED.concurrency, session_key = EXCLUDED.session_key,
 			session_server_start = EXCLUDED.session_server_start,
-			started_at = now(), last_heartbeat = now(), missing = false`,
-		w.Name, w.Hostname, w.PID, versions, w.Concurrency, sess.key)
+			started_at = now(), last_heartbeat = now(), missing = false
+		-- Not over a live worker of another session: names are unique
+		-- among online workers.
+		WHERE stint_workers.session_key IS NULL OR stint_workers.session_key = $7
+		   OR stint_workers.session_server_start IS DISTINCT FROM pg_postmaster_start_time()
+		   OR NOT EXISTS (SELECT 1 FROM pg_locks l
+		       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+		         AND l.classid = $8::bigint::oid AND l.objid = stint_workers.session_key::bigint::oid
+		         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))`,
+		w.Name, w.Hostname, w.PID, versions, w.Concurrency, sess.key, ownKey, int64(sessionLockClass))
 	sess.mu.Unlock()
+	if err == nil && tag.RowsAffected() == 0 {
+		err = fmt.Errorf("postgres: worker name %q is in use by a running worker: %w", w.Name, store.ErrExists)
+	}
 	if err != nil {
 		sess.close(context.WithoutCancel(ctx))
 		return err

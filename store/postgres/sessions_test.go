@@ -135,3 +135,34 @@ func openAt(t *testing.T, dsn string) *postgres.Store {
 	t.Cleanup(st.Close)
 	return st
 }
+
+// Names are unique among online workers: a second process cannot register
+// a name a live worker holds, the worker itself can register again, and
+// once the holder's session ends the name is free.
+func TestWorkerNameInUseIsRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dsn := pgtest.Database(t)
+	holder, other := openAt(t, dsn), openAt(t, dsn)
+	info := store.WorkerInfo{Name: "builder-1", Concurrency: 1}
+	if err := holder.RegisterWorker(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.RegisterWorker(ctx, info); !errors.Is(err, store.ErrExists) || !strings.Contains(err.Error(), "builder-1") {
+		t.Fatalf("a second process with the same name: %v", err)
+	}
+	if err := holder.RegisterWorker(ctx, info); err != nil {
+		t.Fatalf("the holder registering again: %v", err)
+	}
+	if _, err := holder.Heartbeat(ctx, "builder-1", nil); err != nil {
+		t.Fatalf("the holder's heartbeat: %v", err)
+	}
+	holder.Close()
+	var err error
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if err = other.RegisterWorker(ctx, info); err == nil {
+			return
+		}
+	}
+	t.Fatalf("the name once its holder is gone: %v", err)
+}
