@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stint-dev/stint/apiv1"
+	"github.com/stint-dev/stint/client"
 )
 
 func newTaskCommand() *cobra.Command {
@@ -134,11 +135,17 @@ func runDispatch(cmd *cobra.Command, cf *clientFlags, body apiv1.DispatchTask, w
 	if err != nil {
 		return err
 	}
-	ctx := cmd.Context()
-	id, err := c.Dispatch(ctx, body)
+	id, err := c.Dispatch(cmd.Context(), body)
 	if err != nil {
 		return fmt.Errorf("dispatch %s: %w", body.Name, err)
 	}
+	return followDispatched(cmd, cf, c, id, wait, timeout)
+}
+
+// followDispatched shows a task a command dispatched: with wait, its id
+// (unless -o json) and then its wait to the end; with -o json, the task;
+// otherwise its id.
+func followDispatched(cmd *cobra.Command, cf *clientFlags, c *client.Client, id uuid.UUID, wait bool, timeout time.Duration) error {
 	out := cmd.OutOrStdout()
 	switch {
 	case wait:
@@ -147,7 +154,7 @@ func runDispatch(cmd *cobra.Command, cf *clientFlags, body apiv1.DispatchTask, w
 		}
 		return waitFor(cmd, cf, c, []uuid.UUID{id}, false, timeout, true)
 	case cf.jsonOut():
-		task, err := c.Task(ctx, id)
+		task, err := c.Task(cmd.Context(), id)
 		if err != nil {
 			return fmt.Errorf("task %s: %w", id, err)
 		}

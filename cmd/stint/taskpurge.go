@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/stint-dev/stint/apiv1"
@@ -58,35 +57,18 @@ the same exit status, then print how many tasks it deleted.`,
 			if err != nil {
 				return fmt.Errorf("purge: %w", err)
 			}
-			out := cmd.OutOrStdout()
-			switch {
-			case wait:
-				if cf.jsonOut() {
-					return waitFor(cmd, cf, c, []uuid.UUID{id}, false, timeout, true)
-				}
-				fmt.Fprintln(out, id)
-				if err := waitFor(cmd, cf, c, []uuid.UUID{id}, false, timeout, true); err != nil {
-					return err
-				}
-				if task, err := c.Task(ctx, id); err == nil {
-					var res struct {
-						Deleted *int `json:"deleted"`
-					}
-					if json.Unmarshal(task.Result, &res) == nil && res.Deleted != nil {
-						fmt.Fprintf(out, "deleted %d %s\n", *res.Deleted, map[bool]string{true: "task", false: "tasks"}[*res.Deleted == 1])
-					}
-				}
-				return nil
-			case cf.jsonOut():
-				task, err := c.Task(ctx, id)
-				if err != nil {
-					return fmt.Errorf("task %s: %w", id, err)
-				}
-				return writeJSON(out, task)
-			default:
-				fmt.Fprintln(out, id)
-				return nil
+			if err := followDispatched(cmd, cf, c, id, wait, timeout); err != nil || !wait || cf.jsonOut() {
+				return err
 			}
+			if task, err := c.Task(ctx, id); err == nil {
+				var res struct {
+					Deleted *int `json:"deleted"`
+				}
+				if json.Unmarshal(task.Result, &res) == nil && res.Deleted != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "deleted %d %s\n", *res.Deleted, map[bool]string{true: "task", false: "tasks"}[*res.Deleted == 1])
+				}
+			}
+			return nil
 		},
 	}
 	cf = addClientFlags(cmd)

@@ -95,9 +95,7 @@ func testImmediateRuns(t *testing.T, open Opener) {
 		t.Fatalf("the task behind the immediate one: claimed %v", idsOf(b))
 	}
 	finishTask(t, st, b[0], store.StateCompleted)
-	if res, err := st.Sweep(ctx); err != nil || res.Total() != 0 {
-		t.Fatalf("sweep: %+v %v", res, err)
-	}
+	sweepClean(t, st)
 }
 
 // blockOn dispatches and claims a task holding resources exclusively.
@@ -149,9 +147,7 @@ func testImmediateDeferred(t *testing.T, open Opener) {
 		t.Fatalf("after the first: claimed %v", idsOf(second))
 	}
 	finishTask(t, st, second[0], store.StateCompleted)
-	if res, err := st.Sweep(ctx); err != nil || res.Total() != 0 {
-		t.Fatalf("sweep: %+v %v", res, err)
-	}
+	sweepClean(t, st)
 }
 
 func testImmediateSkipped(t *testing.T, open Opener) {
@@ -200,9 +196,7 @@ func testImmediateSkipped(t *testing.T, open Opener) {
 	}
 	finishTask(t, st, got1[0], store.StateCompleted)
 	finishTask(t, st, got2[0], store.StateCompleted)
-	if res, err := st.Sweep(ctx); err != nil || res.Total() != 0 {
-		t.Fatalf("sweep: %+v %v", res, err)
-	}
+	sweepClean(t, st)
 }
 
 // testImmediateConcurrent dispatches immediate tasks on one exclusive
@@ -261,9 +255,7 @@ func testImmediateConcurrent(t *testing.T, open Opener) {
 			t.Fatalf("round %d: %d tasks left", round, len(got))
 		}
 	}
-	if res, err := st.Sweep(ctx); err != nil || res.Total() != 0 {
-		t.Fatalf("sweep: %+v %v", res, err)
-	}
+	sweepClean(t, st)
 }
 
 // testImmediateVersions: the inline runner is a worker like any other, so
