@@ -7,9 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/stint-dev/stint/apiv1"
 	"github.com/stint-dev/stint/client"
 	"github.com/stint-dev/stint/internal/enginetest"
+	"github.com/stint-dev/stint/internal/pgtest"
+	"github.com/stint-dev/stint/store"
+	"github.com/stint-dev/stint/store/postgres"
 )
 
 // TestRetainPurgesOldTasks: serve --retain dispatches stint.purge at start,
@@ -76,4 +81,55 @@ func TestAPINodeRunsImmediateTasks(t *testing.T) {
 			t.Fatalf("workers: %+v; the task ran under %s", workers, task.Worker.Name)
 		}
 	})
+}
+
+// TestServeMissingAfter: a server without workers finds a silent worker
+// lost after its --missing-after, not the default 10 s, and refuses a
+// value no heartbeat could meet.
+func TestServeMissingAfter(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dsn := pgtest.Database(t)
+	if _, stderr, code := run(t, "serve", "--db", dsn, "--missing-after", "1s"); code != 1 ||
+		!strings.Contains(stderr, "--missing-after 1s: must be more than the heartbeat interval") {
+		t.Fatalf("--missing-after 1s: exit %d %q", code, stderr)
+	}
+	st, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A worker that claims and falls silent, its session open: only its
+	// missed heartbeats tell.
+	if err := st.RegisterWorker(ctx, store.WorkerInfo{Name: "silent", Concurrency: 1}); err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.Must(uuid.NewV7())
+	if _, err := st.Dispatch(ctx, []store.NewTask{{ID: id, Name: "stint.sleep"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Claim(ctx, store.ClaimParams{Worker: "silent", Names: []string{"stint.sleep"}, Limit: 1}); err != nil || len(got) != 1 {
+		t.Fatalf("claim: %v %v", got, err)
+	}
+	silentSince := time.Now()
+	startServe(t, t.TempDir(), "--db", dsn, "--workers", "0", "--missing-after", "3s")
+	for {
+		task, err := st.Task(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if task.State == store.StateDropped {
+			if took := time.Since(silentSince); took < 3*time.Second || took > 7*time.Second {
+				t.Fatalf("dropped %v after the worker fell silent, with --missing-after 3s", took)
+			}
+			return
+		}
+		if time.Since(silentSince) > 15*time.Second {
+			t.Fatalf("task still %s", task.State)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
