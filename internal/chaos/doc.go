@@ -71,7 +71,7 @@
 // each of these ways and expects the violation, so that a checker unable
 // to fail cannot pass the chaos test. Given tasks alone (no log, no
 // dispatch records), it judges exclusion, fairness, final states and
-// drops, which is what internal/e2e's stress test needs.
+// drops: internal/e2e's stress test uses it so.
 //
 // # Running it
 //

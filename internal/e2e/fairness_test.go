@@ -7,19 +7,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/stint-dev/stint"
+	"github.com/stint-dev/stint/internal/chaos"
 	"github.com/stint-dev/stint/internal/pgtest"
-	"github.com/stint-dev/stint/internal/scheduling"
 	"github.com/stint-dev/stint/internal/syncbuf"
 	"github.com/stint-dev/stint/store"
 	"github.com/stint-dev/stint/store/postgres"
@@ -83,15 +79,6 @@ func (w *workerProcess) stop(t *testing.T) {
 		w.cmd.Process.Kill() //nolint:errcheck
 		t.Errorf("worker %s did not stop within 20s of SIGTERM", w.name)
 	}
-}
-
-// record is a finished task as the database has it.
-type record struct {
-	id              uuid.UUID
-	seq             int64
-	state           string
-	res             scheduling.Resources
-	started, finish time.Time
 }
 
 // TestStressManyWorkerProcesses runs three worker processes while four
@@ -178,13 +165,15 @@ func TestStressManyWorkerProcesses(t *testing.T) {
 		t.Fatalf("%d tasks stored, %d dispatched", len(tasks), total)
 	}
 	for _, task := range tasks {
-		if task.state != string(store.StateCompleted) {
-			t.Errorf("task %s ended %s", task.id, task.state)
+		if task.State != string(store.StateCompleted) {
+			t.Errorf("task %s ended %s", task.ID, task.State)
 		}
 	}
-	pairs, overlaps, overtakes := checkResources(tasks, resources)
-	for _, msg := range append(overlaps, overtakes...) {
-		t.Error(msg)
+	// The chaos check's checker, on the tasks alone: no overlap, no
+	// overtake, every task final.
+	rep := chaos.Check(chaos.History{Tasks: tasks}, chaos.Limits{})
+	for _, v := range rep.Violations {
+		t.Error(v)
 	}
 	res, err := st.Sweep(ctx)
 	if err != nil || res.Total() != 0 {
@@ -195,8 +184,8 @@ func TestStressManyWorkerProcesses(t *testing.T) {
 			t.Errorf("worker %s's sweep repaired the scheduler:\n%s", w.name, log)
 		}
 	}
-	t.Logf("%d tasks by %d worker processes in %v; %d conflicting neighbours compared; %d overlaps, %d overtakes",
-		total, len(workers), elapsed.Round(time.Millisecond), pairs, len(overlaps), len(overtakes))
+	t.Logf("%d tasks by %d worker processes in %v; %d conflicting pairs compared; %d overlaps, %d overtakes",
+		total, len(workers), elapsed.Round(time.Millisecond), rep.Compared, rep.Count(chaos.Overlap), rep.Count(chaos.Overtake))
 }
 
 // randomTask draws a task: mostly no-ops, some short sleeps; 0-2 exclusive
@@ -217,7 +206,7 @@ func randomTask(rng *rand.Rand, resources []string) stint.DispatchRequest {
 	return req
 }
 
-func loadTasks(ctx context.Context, t *testing.T, st *postgres.Store) []record {
+func loadTasks(ctx context.Context, t *testing.T, st *postgres.Store) []chaos.Task {
 	t.Helper()
 	rows, err := st.Pool().Query(ctx, `SELECT id, seq, state, exclusive_resources, shared_resources,
 		coalesce(started_at, 'epoch'), coalesce(finished_at, 'epoch') FROM stint_tasks ORDER BY seq`)
@@ -225,10 +214,10 @@ func loadTasks(ctx context.Context, t *testing.T, st *postgres.Store) []record {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var out []record
+	var out []chaos.Task
 	for rows.Next() {
-		var r record
-		if err := rows.Scan(&r.id, &r.seq, &r.state, &r.res.Exclusive, &r.res.Shared, &r.started, &r.finish); err != nil {
+		var r chaos.Task
+		if err := rows.Scan(&r.ID, &r.Seq, &r.State, &r.Exclusive, &r.Shared, &r.StartedAt, &r.FinishedAt); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, r)
@@ -237,68 +226,4 @@ func loadTasks(ctx context.Context, t *testing.T, st *postgres.Store) []record {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// checkResources proves, per resource, from the recorded [started_at,
-// finished_at] intervals (taken on the database's clock) that no two
-// conflicting holders overlapped, and that a task never started before an
-// earlier-dispatched conflicting one. Walking each resource's holders in
-// dispatch order, it compares every holder with the conflicting holders
-// next to it in the queue: an exclusive holder with the run of shared
-// holders (or the exclusive holder) just before it, a shared holder with the
-// exclusive holder before its run. Conflict is transitive along the queue,
-// so this covers every conflicting pair; a final pass over the holders sorted
-// by start time catches an overlap between holders that are not neighbours.
-// It returns how many neighbour pairs it compared and a message per
-// violation.
-func checkResources(tasks []record, resources []string) (pairs int, overlaps, overtakes []string) {
-	for _, name := range resources {
-		var holders []record // in dispatch (seq) order
-		for _, task := range tasks {
-			if slices.Contains(task.res.Exclusive, name) || slices.Contains(task.res.Shared, name) {
-				holders = append(holders, task)
-			}
-		}
-		exclusive := func(r record) bool { return slices.Contains(r.res.Exclusive, name) }
-		// compare checks a later holder against an earlier conflicting one.
-		compare := func(earlier, later record) {
-			pairs++
-			if later.started.Before(earlier.finish) && earlier.started.Before(later.finish) {
-				overlaps = append(overlaps, fmt.Sprintf("%s: %s [%v, %v] and %s [%v, %v] overlap", name,
-					earlier.id, earlier.started, earlier.finish, later.id, later.started, later.finish))
-			}
-			if later.started.Before(earlier.started) {
-				overtakes = append(overtakes, fmt.Sprintf("%s: %s (seq %d) started at %v, before earlier %s (seq %d) at %v", name,
-					later.id, later.seq, later.started, earlier.id, earlier.seq, earlier.started))
-			}
-		}
-		var lastExclusive *record
-		var sharedSince []record
-		for i := range holders {
-			h := holders[i]
-			if exclusive(h) {
-				for _, s := range sharedSince {
-					compare(s, h)
-				}
-				if lastExclusive != nil && len(sharedSince) == 0 {
-					compare(*lastExclusive, h)
-				}
-				lastExclusive, sharedSince = &holders[i], nil
-				continue
-			}
-			if lastExclusive != nil {
-				compare(*lastExclusive, h)
-			}
-			sharedSince = append(sharedSince, h)
-		}
-		sorted := append([]record(nil), holders...)
-		sort.Slice(sorted, func(i, j int) bool { return sorted[i].started.Before(sorted[j].started) })
-		for i := 1; i < len(sorted); i++ {
-			prev, cur := sorted[i-1], sorted[i]
-			if (exclusive(prev) || exclusive(cur)) && cur.started.Before(prev.finish) {
-				overlaps = append(overlaps, fmt.Sprintf("%s: %s and %s overlap (found by start order)", name, prev.id, cur.id))
-			}
-		}
-	}
-	return pairs, overlaps, overtakes
 }
