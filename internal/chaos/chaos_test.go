@@ -221,26 +221,32 @@ func (r *chaosRun) startNode(kind, name string) *node {
 		n.cmd.Process.Kill()                  //nolint:errcheck // a no-op once it has exited
 		<-n.exited
 	})
+	// A node is started once it handles signals (a SIGTERM before would
+	// end it uncleanly); an API node once it listens, too.
+	started := func() bool { return strings.Contains(n.stdout.String(), "chaosnode handles signals") }
+	if kind == "api" {
+		started = func() bool {
+			m := listeningRE.FindStringSubmatch(n.stdout.String())
+			if m != nil {
+				n.url = m[1]
+			}
+			return m != nil
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !started() {
+		select {
+		case <-n.exited:
+			t.Fatalf("%s node %s exited: %v\n%s", kind, name, n.err, n.stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s node %s did not start:\n%s", kind, name, n.stderr.String())
+		}
+	}
 	r.mu.Lock()
 	r.nodes = append(r.nodes, n)
 	r.mu.Unlock()
-	if kind == "api" {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			if m := listeningRE.FindStringSubmatch(n.stdout.String()); m != nil {
-				n.url = m[1]
-				break
-			}
-			select {
-			case <-n.exited:
-				t.Fatalf("API node %s exited: %v\n%s", name, n.err, n.stderr.String())
-			case <-time.After(20 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("API node %s did not start:\n%s", name, n.stderr.String())
-			}
-		}
-	}
 	return n
 }
 
@@ -432,7 +438,9 @@ func (r *chaosRun) diagnose() {
 			FROM stint_tasks WHERE state IN ('waiting', 'running', 'canceling') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`},
 		{"oldest incomplete tasks", `SELECT seq, id, state, coalesce(worker, '-'), attempt, started_at, unblocked_at,
 			exclusive_resources, shared_resources FROM stint_tasks WHERE state IN ('waiting', 'running', 'canceling') ORDER BY seq LIMIT 12`},
-		{"queue heads", `SELECT DISTINCT ON (resource) resource, seq, task_id, exclusive, ready FROM stint_task_resources ORDER BY resource, seq`},
+		{"busy queues", `SELECT r.name, r.frontier, r.holders, r.exclusive_held, r.waiting,
+			(SELECT q.seq FROM stint_task_resources q WHERE q.resource = r.name AND q.seq > r.frontier ORDER BY q.seq LIMIT 1) AS head
+			FROM stint_resources r WHERE r.holders > 0 OR r.waiting > 0 ORDER BY r.name`},
 		{"busy sessions", `SELECT pid, state, wait_event_type, wait_event, round(extract(epoch FROM now() - xact_start)::numeric, 1) AS xact_s,
 			pg_blocking_pids(pid) AS blocked_by, left(regexp_replace(query, '\s+', ' ', 'g'), 160)
 			FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle' ORDER BY xact_start`},
