@@ -292,11 +292,12 @@ type TaskChange struct {
 // signal: the scheduler should have done it on its own.
 type SweepResult struct {
 	Unblocked   int // queue entries promoted that should already have been
-	StaleQueues int // queue entries of final tasks removed
+	StaleQueues int // tasks whose queue entries remained after they ended, removed
+	Recounted   int // queues whose counts were wrong, recounted (engines that count their queues)
 }
 
 // Total is the number of repairs.
-func (r SweepResult) Total() int { return r.Unblocked + r.StaleQueues }
+func (r SweepResult) Total() int { return r.Unblocked + r.StaleQueues + r.Recounted }
 
 // LostWorkers is what DropLostWorkers did: the workers it declared lost, by
 // name, and the tasks it ended, in id order.

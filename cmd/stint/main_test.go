@@ -71,11 +71,11 @@ func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	for i, out := range results {
-		if out != "schema at version 7\n" {
+		if out != "schema at version 8\n" {
 			t.Errorf("migrate %d printed %q", i, out)
 		}
 	}
-	if out, _, code := run(t, "migrate", "--db", dsn); code != 0 || out != "schema at version 7\n" {
+	if out, _, code := run(t, "migrate", "--db", dsn); code != 0 || out != "schema at version 8\n" {
 		t.Fatalf("second migrate: %d %q", code, out)
 	}
 }

@@ -517,7 +517,8 @@ func (w *Worker) sweepLoop(ctx context.Context) {
 			w.mu.Lock()
 			w.stats.SweepRepair += int64(res.Total())
 			w.mu.Unlock()
-			w.log.Error("sweep found stuck tasks (scheduler bug)", "unblocked", res.Unblocked, "stale_queue_entries", res.StaleQueues)
+			w.log.Error("sweep found stuck tasks (scheduler bug)", "unblocked", res.Unblocked,
+				"stale_queue_tasks", res.StaleQueues, "recounted_queues", res.Recounted)
 		}
 	}
 }

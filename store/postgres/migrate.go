@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,6 +55,12 @@ func loadMigrations() ([]migration, error) {
 // its own transaction, under an advisory lock so that several nodes may run
 // it at once. Running it again changes nothing.
 func (s *Store) Migrate(ctx context.Context) error {
+	return s.migrateTo(ctx, math.MaxInt)
+}
+
+// migrateTo applies the migrations that the database lacks up to version
+// last: tests build databases of older versions with it.
+func (s *Store) migrateTo(ctx context.Context, last int) error {
 	migrations, err := loadMigrations()
 	if err != nil {
 		return err
@@ -72,6 +79,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	for _, m := range migrations {
+		if m.version > last {
+			break
+		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			var done bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM stint_migrations WHERE version = $1)`, m.version).Scan(&done); err != nil {

@@ -380,17 +380,22 @@ func (s *Store) CountByState(ctx context.Context) (map[store.State]int, error) {
 // blockersPerResource bounds the blockers BlockedBy lists for one resource.
 const blockersPerResource = 10
 
-// BlockedBy implements store.Store.
+// BlockedBy implements store.Store: for each resource on which the task
+// waits (its seq is past the queue's frontier), the earliest entries
+// before it that conflict with it.
 func (s *Store) BlockedBy(ctx context.Context, id uuid.UUID) ([]store.Blocker, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT b.task_id, mine.resource
-		FROM stint_task_resources mine
+		SELECT b.task_id, mine.name
+		FROM stint_tasks t
+		CROSS JOIN LATERAL unnest(t.exclusive_resources || t.shared_resources) AS mine(name)
+		JOIN stint_resources r ON r.name = mine.name AND r.frontier < t.seq
 		CROSS JOIN LATERAL (
 			SELECT q.task_id FROM stint_task_resources q
-			WHERE q.resource = mine.resource AND q.seq < mine.seq AND (mine.exclusive OR q.exclusive)
+			WHERE q.resource = mine.name AND q.seq < t.seq
+			  AND (mine.name = ANY (t.exclusive_resources) OR q.exclusive)
 			ORDER BY q.seq LIMIT $2) b
-		WHERE mine.task_id = $1 AND NOT mine.ready
-		ORDER BY mine.resource`, id, blockersPerResource)
+		WHERE t.id = $1 AND t.state = 'waiting'
+		ORDER BY mine.name`, id, blockersPerResource)
 	if err != nil {
 		return nil, err
 	}
@@ -408,25 +413,29 @@ func (s *Store) Sweep(ctx context.Context) (store.SweepResult, error) {
 	var res store.SweepResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Queue entries whose task is final or gone.
-		var stale []uuid.UUID
-		rows, err := tx.Query(ctx, `SELECT DISTINCT q.task_id FROM stint_task_resources q
+		var stale struct {
+			resources []string
+			seqs      []int64
+		}
+		err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(q.resource), '{}'), coalesce(array_agg(q.seq), '{}'),
+				count(DISTINCT q.task_id)
+			FROM stint_task_resources q
 			LEFT JOIN stint_tasks t ON t.id = q.task_id
-			WHERE t.id IS NULL OR t.state NOT IN ('waiting', 'running', 'canceling')`)
+			WHERE t.id IS NULL OR t.state NOT IN ('waiting', 'running', 'canceling')`).
+			Scan(&stale.resources, &stale.seqs, &res.StaleQueues)
 		if err != nil {
 			return err
 		}
-		if stale, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID]); err != nil {
-			return err
-		}
-		if len(stale) > 0 {
-			if _, err := tx.Exec(ctx, `SELECT stint_release($1)`, stale); err != nil {
+		if res.StaleQueues > 0 {
+			if _, err := tx.Exec(ctx, `SELECT stint_dequeue($1, $2)`, stale.resources, stale.seqs); err != nil {
 				return err
 			}
-			res.StaleQueues = len(stale)
 		}
-		// Queues with waiting entries whose heads may have been missed.
-		rows, err = tx.Query(ctx, `SELECT name FROM stint_resources
-			WHERE name IN (SELECT DISTINCT resource FROM stint_task_resources WHERE NOT ready)
+		// Queues whose counters or heads may be wrong: recounted from their
+		// entries, and what may move promoted.
+		rows, err := tx.Query(ctx, `SELECT name FROM stint_resources
+			WHERE name IN (SELECT DISTINCT resource FROM stint_task_resources)
+			   OR holders <> 0 OR waiting <> 0 OR exclusive_held
 			ORDER BY name FOR UPDATE SKIP LOCKED`)
 		if err != nil {
 			return err
@@ -436,9 +445,11 @@ func (s *Store) Sweep(ctx context.Context) (store.SweepResult, error) {
 			return err
 		}
 		if len(locked) > 0 {
-			if err := tx.QueryRow(ctx, `SELECT stint_promote($1)`, locked).Scan(&res.Unblocked); err != nil {
+			var recounted, promoted int
+			if err := tx.QueryRow(ctx, `SELECT recounted, promoted FROM stint_settle($1)`, locked).Scan(&recounted, &promoted); err != nil {
 				return err
 			}
+			res.Recounted, res.Unblocked = recounted, promoted
 		}
 		// Tasks whose entries are all ready but that were never unblocked.
 		// Rows another transaction holds are being promoted right now: skip
@@ -447,7 +458,7 @@ func (s *Store) Sweep(ctx context.Context) (store.SweepResult, error) {
 			WHERE t.id IN (
 				SELECT w.id FROM stint_tasks w
 				WHERE w.state = 'waiting' AND w.unblocked_at IS NULL
-				  AND NOT EXISTS (SELECT 1 FROM stint_task_resources q WHERE q.task_id = w.id AND NOT q.ready)
+				  AND stint_granted(w.exclusive_resources || w.shared_resources, w.seq)
 				ORDER BY w.id FOR UPDATE SKIP LOCKED)`)
 		if err != nil {
 			return err

@@ -74,3 +74,80 @@ func TestDispatchTx(t *testing.T) {
 		t.Fatalf("claim after DispatchTx: %d %v", len(got), err)
 	}
 }
+
+// TestSweepRecountsQueues breaks a queue's counters the way a scheduler bug
+// would (a waiting entry not counted, so that the release before it moves
+// nothing): the sweep recounts the queue, reports it, and promotes the
+// entry the release missed.
+func TestSweepRecountsQueues(t *testing.T) {
+	ctx := context.Background()
+	st := openFresh(t)
+	defer st.Close()
+	pg := st.(*postgres.Store)
+	client := stint.NewClient(st, stint.NewRegistry())
+	tasks, err := client.Prepare([]stint.DispatchRequest{
+		{Name: "stint.noop", ExclusiveResources: []string{"x"}},
+		{Name: "stint.noop", ExclusiveResources: []string{"x"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Dispatch(ctx, tasks); err != nil {
+		t.Fatal(err)
+	}
+	first, err := st.Claim(ctx, store.ClaimParams{Worker: "w", Names: []string{"stint.noop"}, Limit: 10})
+	if err != nil || len(first) != 1 {
+		t.Fatalf("claim: %d tasks, %v", len(first), err)
+	}
+	if _, err := pg.Pool().Exec(ctx, `UPDATE stint_resources SET waiting = 0 WHERE name = 'x'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Finish(ctx, []store.Outcome{{ID: first[0].ID, Attempt: first[0].Attempt, State: store.StateCompleted}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Claim(ctx, store.ClaimParams{Worker: "w", Names: []string{"stint.noop"}, Limit: 10}); err != nil || len(got) != 0 {
+		t.Fatalf("claim with the broken counter: %d tasks, %v (want none: the release saw nothing waiting)", len(got), err)
+	}
+	res, err := st.Sweep(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Recounted != 1 || res.Unblocked != 1 {
+		t.Fatalf("sweep: %+v, want 1 queue recounted and 1 entry promoted", res)
+	}
+	second, err := st.Claim(ctx, store.ClaimParams{Worker: "w", Names: []string{"stint.noop"}, Limit: 10})
+	if err != nil || len(second) != 1 || second[0].ID != tasks[1].ID {
+		t.Fatalf("claim after the sweep: %d tasks, %v", len(second), err)
+	}
+	if res, err := st.Sweep(ctx); err != nil || res.Total() != 0 {
+		t.Fatalf("second sweep: %+v, %v", res, err)
+	}
+}
+
+// TestClaimChecksTheQueues marks a waiting task runnable the way a
+// scheduler bug would: the claim still refuses it, because its entry is
+// past its queue's frontier (the second line of defence of DESIGN §3).
+func TestClaimChecksTheQueues(t *testing.T) {
+	ctx := context.Background()
+	st := openFresh(t)
+	defer st.Close()
+	pg := st.(*postgres.Store)
+	client := stint.NewClient(st, stint.NewRegistry())
+	tasks, err := client.Prepare([]stint.DispatchRequest{
+		{Name: "stint.noop", ExclusiveResources: []string{"x"}},
+		{Name: "stint.noop", SharedResources: []string{"x"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Dispatch(ctx, tasks); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pg.Pool().Exec(ctx, `UPDATE stint_tasks SET unblocked_at = now(), blocked_count = 0 WHERE id = $1`, tasks[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Claim(ctx, store.ClaimParams{Worker: "w", Names: []string{"stint.noop"}, Limit: 10})
+	if err != nil || len(got) != 1 || got[0].ID != tasks[0].ID {
+		t.Fatalf("claim: %d tasks, %v; want only the exclusive one", len(got), err)
+	}
+}
