@@ -84,17 +84,9 @@ func TestSweepRecountsQueues(t *testing.T) {
 	st := openFresh(t)
 	defer st.Close()
 	pg := st.(*postgres.Store)
-	client := stint.NewClient(st, stint.NewRegistry())
-	tasks, err := client.Prepare([]stint.DispatchRequest{
-		{Name: "stint.noop", ExclusiveResources: []string{"x"}},
-		{Name: "stint.noop", ExclusiveResources: []string{"x"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Dispatch(ctx, tasks); err != nil {
-		t.Fatal(err)
-	}
+	tasks := dispatch(t, st,
+		stint.DispatchRequest{Name: "stint.noop", ExclusiveResources: []string{"x"}},
+		stint.DispatchRequest{Name: "stint.noop", ExclusiveResources: []string{"x"}})
 	first, err := st.Claim(ctx, store.ClaimParams{Worker: "w", Names: []string{"stint.noop"}, Limit: 10})
 	if err != nil || len(first) != 1 {
 		t.Fatalf("claim: %d tasks, %v", len(first), err)
@@ -132,17 +124,9 @@ func TestClaimChecksTheQueues(t *testing.T) {
 	st := openFresh(t)
 	defer st.Close()
 	pg := st.(*postgres.Store)
-	client := stint.NewClient(st, stint.NewRegistry())
-	tasks, err := client.Prepare([]stint.DispatchRequest{
-		{Name: "stint.noop", ExclusiveResources: []string{"x"}},
-		{Name: "stint.noop", SharedResources: []string{"x"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Dispatch(ctx, tasks); err != nil {
-		t.Fatal(err)
-	}
+	tasks := dispatch(t, st,
+		stint.DispatchRequest{Name: "stint.noop", ExclusiveResources: []string{"x"}},
+		stint.DispatchRequest{Name: "stint.noop", SharedResources: []string{"x"}})
 	if _, err := pg.Pool().Exec(ctx, `UPDATE stint_tasks SET unblocked_at = now(), blocked_count = 0 WHERE id = $1`, tasks[1].ID); err != nil {
 		t.Fatal(err)
 	}
@@ -150,4 +134,17 @@ func TestClaimChecksTheQueues(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].ID != tasks[0].ID {
 		t.Fatalf("claim: %d tasks, %v; want only the exclusive one", len(got), err)
 	}
+}
+
+// dispatch dispatches reqs in one batch, through a Client's validation.
+func dispatch(t *testing.T, st store.Store, reqs ...stint.DispatchRequest) []store.NewTask {
+	t.Helper()
+	tasks, err := stint.NewClient(st, stint.NewRegistry()).Prepare(reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Dispatch(context.Background(), tasks); err != nil {
+		t.Fatal(err)
+	}
+	return tasks
 }
