@@ -411,3 +411,45 @@ BEGIN
     END IF;
     RETURN NEXT t;
 END $$;
+
+-- stint_finish: as in version 2, with the outcomes recorded by one
+-- statement instead of one statement each (a statement in PL/pgSQL costs
+-- some 20 µs here, more than the row it updates). The rows are still
+-- locked in id order, the lock order of running tasks: the outcomes are
+-- joined in id order to the primary key, one row at a time.
+CREATE OR REPLACE FUNCTION stint_finish(p_ids uuid[], p_attempts integer[], p_states text[],
+    p_results text[], p_errors text[])
+RETURNS SETOF uuid
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET enable_bitmapscan = off
+SET jit = off
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    done uuid[];
+    changes text[];
+BEGIN
+    WITH finished AS (
+        UPDATE stint_tasks t
+        SET state = CASE WHEN t.state = 'canceling' AND o.state <> 'dropped' THEN 'canceled' ELSE o.state END,
+            result = o.result::jsonb, error = o.error::jsonb,
+            finished_at = clock_timestamp(), updated_at = now()
+        FROM (SELECT u.id, u.attempt, u.state, u.result, u.error
+              FROM unnest(p_ids, p_attempts, p_states, p_results, p_errors) AS u(id, attempt, state, result, error)
+              ORDER BY u.id) o
+        WHERE t.id = o.id AND t.attempt = o.attempt AND t.state IN ('running', 'canceling')
+        RETURNING t.id, t.state
+    )
+    SELECT array_agg(f.id ORDER BY f.id), array_agg(f.id::text || ' ' || f.state ORDER BY f.id)
+    INTO done, changes
+    FROM finished f;
+    IF done IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM stint_release(done);
+    PERFORM stint_publish(changes);
+    RETURN QUERY SELECT unnest(done);
+END $$;
