@@ -37,10 +37,9 @@
 // stint_tasks, and the per-resource queues in stint_task_resources
 // (resource, seq, exclusive, ready), one entry per incomplete task and
 // resource, with each task's count of entries not yet ready
-// (blocked_count). (PostgreSQL now counts each queue on its resource's row
-// instead of flagging entries ready: that saves probes of the queues in a
-// database where every probe is a shared-buffer lookup, while here, with
-// one writer and the file in the page cache, the flags cost little.) Dispatch appends entries
+// (blocked_count). (Since its schema 8, PostgreSQL counts each queue on
+// its resource's row instead of flagging entries ready; this engine keeps
+// the flags.) Dispatch appends entries
 // (ready when the queue is empty, or, for a shared entry, holds no
 // exclusive one); releasing a task removes its entries and applies the
 // per-resource rule to the heads of the queues it touched (one statement
