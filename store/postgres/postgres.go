@@ -413,21 +413,19 @@ func (s *Store) Sweep(ctx context.Context) (store.SweepResult, error) {
 	var res store.SweepResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Queue entries whose task is final or gone.
-		var stale struct {
-			resources []string
-			seqs      []int64
-		}
+		var staleResources []string
+		var staleSeqs []int64
 		err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(q.resource), '{}'), coalesce(array_agg(q.seq), '{}'),
 				count(DISTINCT q.task_id)
 			FROM stint_task_resources q
 			LEFT JOIN stint_tasks t ON t.id = q.task_id
 			WHERE t.id IS NULL OR t.state NOT IN ('waiting', 'running', 'canceling')`).
-			Scan(&stale.resources, &stale.seqs, &res.StaleQueues)
+			Scan(&staleResources, &staleSeqs, &res.StaleQueues)
 		if err != nil {
 			return err
 		}
 		if res.StaleQueues > 0 {
-			if _, err := tx.Exec(ctx, `SELECT stint_dequeue($1, $2)`, stale.resources, stale.seqs); err != nil {
+			if _, err := tx.Exec(ctx, `SELECT stint_dequeue($1, $2)`, staleResources, staleSeqs); err != nil {
 				return err
 			}
 		}
@@ -445,11 +443,10 @@ func (s *Store) Sweep(ctx context.Context) (store.SweepResult, error) {
 			return err
 		}
 		if len(locked) > 0 {
-			var recounted, promoted int
-			if err := tx.QueryRow(ctx, `SELECT recounted, promoted FROM stint_settle($1)`, locked).Scan(&recounted, &promoted); err != nil {
+			err := tx.QueryRow(ctx, `SELECT recounted, promoted FROM stint_settle($1)`, locked).Scan(&res.Recounted, &res.Unblocked)
+			if err != nil {
 				return err
 			}
-			res.Recounted, res.Unblocked = recounted, promoted
 		}
 		// Tasks whose entries are all ready but that were never unblocked.
 		// Rows another transaction holds are being promoted right now: skip

@@ -437,7 +437,11 @@ AS $$
 DECLARE
     done uuid[];
     changes text[];
+    res text[];
+    seqs bigint[];
 BEGIN
+    -- The update returns the finished tasks' queue entries too (resources
+    -- and seq), which are released without reading the rows again.
     WITH finished AS (
         UPDATE stint_tasks t
         SET state = CASE WHEN t.state = 'canceling' AND o.state <> 'dropped' THEN 'canceled' ELSE o.state END,
@@ -447,15 +451,23 @@ BEGIN
               FROM unnest(p_ids, p_attempts, p_states, p_results, p_errors) AS u(id, attempt, state, result, error)
               ORDER BY u.id) o
         WHERE t.id = o.id AND t.attempt = o.attempt AND t.state IN ('running', 'canceling')
-        RETURNING t.id, t.state
+        RETURNING t.id, t.state, t.seq, t.exclusive_resources || t.shared_resources AS resources
+    ), tasks AS (
+        SELECT array_agg(f.id ORDER BY f.id) AS done,
+            array_agg(f.id::text || ' ' || f.state ORDER BY f.id) AS changes
+        FROM finished f
+    ), entries AS (
+        SELECT array_agg(e.name) AS res, array_agg(f.seq) AS seqs
+        FROM finished f CROSS JOIN LATERAL unnest(f.resources) AS e(name)
     )
-    SELECT array_agg(f.id ORDER BY f.id), array_agg(f.id::text || ' ' || f.state ORDER BY f.id)
-    INTO done, changes
-    FROM finished f;
+    SELECT tasks.done, tasks.changes, entries.res, entries.seqs INTO done, changes, res, seqs
+    FROM tasks, entries;
     IF done IS NULL THEN
         RETURN;
     END IF;
-    PERFORM stint_release(done);
+    IF res IS NOT NULL THEN
+        PERFORM stint_dequeue(res, seqs);
+    END IF;
     PERFORM stint_publish(changes);
     RETURN QUERY SELECT unnest(done);
 END $$;
