@@ -196,16 +196,6 @@ func writeError(w http.ResponseWriter, status int, format string, a ...any) {
 	writeJSON(w, status, apiv1.Error{Detail: fmt.Sprintf(format, a...)})
 }
 
-// internalError logs err and answers 503 when the store cannot be reached
-// (or the request was canceled), 500 otherwise.
-func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-		return // the client went away
-	}
-	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-	writeError(w, http.StatusServiceUnavailable, "the task store could not answer; try again")
-}
-
 func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(OpenAPIDocument()) //nolint:errcheck
