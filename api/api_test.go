@@ -228,6 +228,7 @@ func TestListFilters(t *testing.T) {
 			{"?limit=2", "ab"},
 			{"?limit=2&offset=3", "d"},
 			{"?offset=10", ""},
+			{"?offset=1000000000", ""}, // the largest offset
 		}
 		keyOf := map[uuid.UUID]string{}
 		for k, id := range ids {
@@ -261,6 +262,8 @@ func TestListRefusesBadFilters(t *testing.T) {
 			{"?limit=1001", "limit: "},
 			{"?limit=ten", "limit: "},
 			{"?offset=-1", "offset: "},
+			{"?offset=9223372036854775807", "offset: "},
+			{"?offset=1000000001", "offset: "},
 			{"?ordering=name", "ordering: "},
 			{"?created_at__gte=yesterday", "created_at__gte: "},
 			{"?finished_at__lte=2026-13-01T00:00:00Z", "finished_at__lte: "},
@@ -352,6 +355,9 @@ func TestWorkersStatusAndMetrics(t *testing.T) {
 		}
 		if a := e.do("GET", "/api/v1/workers?missing=perhaps", nil); a.status != 400 || !strings.HasPrefix(a.detail(), "missing: ") {
 			t.Fatalf("bad filter: %d %s", a.status, a.body)
+		}
+		if a := e.do("GET", "/api/v1/workers?offset=9223372036854775807", nil); a.status != 400 || !strings.HasPrefix(a.detail(), "offset: ") {
+			t.Fatalf("an offset past the bound: %d %s", a.status, a.body)
 		}
 
 		var st apiv1.Status

@@ -289,6 +289,8 @@ func TestTaskGroupCancelAndList(t *testing.T) {
 			"?all_tasks_dispatched=maybe": "all_tasks_dispatched: must be true or false",
 			"?state=waiting":              "state: unknown query parameter",
 			"?limit=0":                    "limit:",
+			"?offset=9223372036854775807": "offset:",
+			"?offset=1000000001":          "offset:",
 		} {
 			if a := e.do("GET", "/api/v1/task-groups"+query, nil); a.status != 400 || !strings.HasPrefix(a.detail(), detail) {
 				t.Errorf("%s: %d %s, want 400 %q", query, a.status, a.body, detail)

@@ -178,10 +178,12 @@ func parseLimit(v string) (int, error) {
 	return n, nil
 }
 
+// parseOffset reads an offset from 0 to apiv1.MaxOffset: bounded, so that
+// offset + limit cannot overflow (a next link to the first page).
 func parseOffset(v string) (int, error) {
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a number from 0", v)
+	if err != nil || n < 0 || n > apiv1.MaxOffset {
+		return 0, fmt.Errorf("%q is not a number from 0 to %d", v, apiv1.MaxOffset)
 	}
 	return n, nil
 }

@@ -18,10 +18,12 @@ import (
 // Prefix is the path under which the API is served.
 const Prefix = "/api/v1"
 
-// Pagination limits of list endpoints.
+// Pagination limits of list endpoints. MaxOffset bounds offset so that
+// offset + limit never overflows, on any platform: a larger offset is a 400.
 const (
 	DefaultLimit = 100
 	MaxLimit     = 1000
+	MaxOffset    = 1_000_000_000
 )
 
 // TaskHref returns the href of a task.
