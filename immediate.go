@@ -37,7 +37,8 @@ const recordTimeout = 30 * time.Second
 //
 // The task is returned as it is at the end. A *ValidationError says what
 // is wrong with the request. An outcome that cannot be recorded (the
-// database unreachable for long) is an error, and the task stays running
+// database unreachable for long) is an error; the task then stays running
+// until the next heartbeat of workerName gives it up (it ends dropped), or
 // until its worker is found lost.
 func (c *Client) DispatchImmediate(ctx context.Context, req DispatchRequest, workerName string, deferred bool) (*Task, error) {
 	nt, err := c.prepare(req, -1)
@@ -47,7 +48,18 @@ func (c *Client) DispatchImmediate(ctx context.Context, req DispatchRequest, wor
 	if workerName == "" {
 		return nil, errors.New("stint: DispatchImmediate needs the name of the worker that runs the task")
 	}
+	// The run is one of workerName's holdings in this process from its
+	// claim until its outcome is recorded: the Presence of workerName
+	// heartbeats with it, and gives the task up if the claim's answer is
+	// lost (the dispatch fails, yet the task is running under workerName).
+	holdings := worker.AcquireHoldings(workerName)
+	defer holdings.Release()
+	holdings.BeginClaim()
 	task, err := c.store.DispatchImmediate(ctx, nt, store.ImmediateParams{Worker: workerName, Deferred: deferred})
+	if err == nil && task.State == store.StateRunning {
+		holdings.Add(task.ID)
+	}
+	holdings.EndClaim()
 	if err != nil {
 		return nil, err
 	}
@@ -61,8 +73,11 @@ func (c *Client) DispatchImmediate(ctx context.Context, req DispatchRequest, wor
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	if err := worker.Record(rctx, c.store, []store.Outcome{outcome}, nil); err != nil {
+		// No longer held here: the Presence of workerName gives it up.
+		holdings.Remove(task.ID)
 		return nil, fmt.Errorf("stint: recording the outcome of task %s: %w", task.ID, err)
 	}
+	holdings.Remove(task.ID)
 	if outcome.State == store.StateCanceled {
 		c.runCleanups(rctx, []uuid.UUID{task.ID}, nil)
 	}

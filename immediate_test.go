@@ -212,3 +212,55 @@ func TestDispatchImmediateValidation(t *testing.T) {
 		}
 	})
 }
+
+// lostImmediateAnswers is a real store whose immediate dispatches commit
+// (the task claimed for the inline run) and whose answers are then lost,
+// as when the API node's connection is cut right after the commit.
+type lostImmediateAnswers struct{ store.Store }
+
+func (s lostImmediateAnswers) DispatchImmediate(ctx context.Context, t store.NewTask, p store.ImmediateParams) (*store.Task, error) {
+	if _, err := s.Store.DispatchImmediate(ctx, t, p); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("connection reset by peer (the answer was lost)")
+}
+
+// An immediate dispatch whose answer is lost leaves its task running under
+// the API node's name with no run: the node's next heartbeat finds it and
+// gives it up, so that it does not hold its resources until the node
+// stops.
+func TestDispatchImmediateWithALostAnswerIsGivenUp(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		h := newHarness(t, eng)
+		client := stint.NewClient(lostImmediateAnswers{h.store}, h.reg)
+		ctx, stop := context.WithCancel(h.ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- client.RunNode(ctx, stint.NodeConfig{Name: inlineWorker, HeartbeatInterval: 50 * time.Millisecond,
+				MissingAfter: time.Second})
+		}()
+		defer func() { stop(); <-done }()
+		for {
+			if _, err := h.store.Worker(h.ctx, inlineWorker); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if _, err := client.DispatchImmediate(h.ctx, stint.DispatchRequest{Name: "stint.noop",
+			ExclusiveResources: []string{"repo:1"}}, inlineWorker, true); err == nil {
+			t.Fatal("the lost answer was not an error")
+		}
+		list, _, err := h.store.ListTasks(h.ctx, store.TaskFilter{Name: "stint.noop"})
+		if err != nil || len(list) != 1 {
+			t.Fatalf("tasks: %v %v", list, err)
+		}
+		task := h.waitState(list[0].ID, store.StateDropped)
+		if task.Error == nil || task.Error.Kind != "claim-lost" {
+			t.Fatalf("error of the task given up: %+v", task.Error)
+		}
+		next := h.dispatch(stint.DispatchRequest{Name: "stint.noop", ExclusiveResources: []string{"repo:1"}})
+		if next.UnblockedAt == nil {
+			t.Fatalf("the next task on the resource is blocked: %+v", next)
+		}
+	})
+}

@@ -288,6 +288,25 @@ type TaskChange struct {
 	State State // the state the change left it in
 }
 
+// HeartbeatReply is what Heartbeat returns.
+type HeartbeatReply struct {
+	// States are the states of the tasks the heartbeat named; a task that
+	// no longer exists is absent.
+	States map[uuid.UUID]State
+	// Unknown are the tasks running or canceling under the worker's name
+	// that the heartbeat did not name, oldest first (in dispatch order).
+	Unknown []HeldTask
+}
+
+// HeldTask is a task the store attributes to a worker: running or
+// canceling under its name, with the attempt of the claim that gave it
+// to the worker.
+type HeldTask struct {
+	ID      uuid.UUID
+	Attempt int
+	State   State // StateRunning or StateCanceling
+}
+
 // SweepResult counts what a sweep repaired. Every count above zero is a bug
 // signal: the scheduler should have done it on its own.
 type SweepResult struct {
@@ -463,10 +482,14 @@ type Store interface {
 	// among online workers.
 	RegisterWorker(ctx context.Context, w WorkerInfo) error
 	// Heartbeat refreshes a worker's heartbeat and returns the states of the
-	// given tasks, so the worker notices cancels it was not told about. It
-	// returns ErrNotFound for a worker that is not in the list (removed, or
-	// declared lost by DropLostWorkers): the worker registers again.
-	Heartbeat(ctx context.Context, worker string, running []uuid.UUID) (map[uuid.UUID]State, error)
+	// given tasks (the ones the worker knows it holds), so the worker
+	// notices cancels it was not told about, and the tasks the store
+	// attributes to the worker (running or canceling under its name) that
+	// are not among them: a claim whose reply was lost, say, which the
+	// worker then adopts or gives up. It returns ErrNotFound for a worker
+	// that is not in the list (removed, or declared lost by
+	// DropLostWorkers): the worker registers again.
+	Heartbeat(ctx context.Context, worker string, running []uuid.UUID) (HeartbeatReply, error)
 	// RemoveWorker deletes a worker that stops cleanly.
 	RemoveWorker(ctx context.Context, name string) error
 	// DropLostWorkers declares lost every worker whose last heartbeat is

@@ -75,7 +75,9 @@ func TestRestartKeepsLiveWorkers(t *testing.T) {
 	}
 	var states map[uuid.UUID]store.State
 	for {
-		states, err = node.Heartbeat(ctx, "w1", []uuid.UUID{id})
+		var reply store.HeartbeatReply
+		reply, err = node.Heartbeat(ctx, "w1", []uuid.UUID{id})
+		states = reply.States
 		if err == nil || errors.Is(err, store.ErrNotFound) || time.Since(began) > 20*time.Second {
 			break
 		}

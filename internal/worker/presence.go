@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,6 +14,11 @@ import (
 
 // DefaultLostCheckInterval is the default of PresenceConfig.LostCheckInterval.
 const DefaultLostCheckInterval = time.Second
+
+// DefaultCallTimeout is the default bound on each store call of a worker
+// and a Presence: a call on a connection that died silently fails after
+// it instead of hanging for as long as the kernel waits.
+const DefaultCallTimeout = 10 * time.Second
 
 // PresenceConfig configures a Presence. Zero values take the defaults
 // noted.
@@ -30,13 +36,18 @@ type PresenceConfig struct {
 	// session ended (a process killed), so it runs more often than
 	// heartbeats.
 	LostCheckInterval time.Duration
-	// Running, if set, returns the tasks this process runs: their states
-	// come back with each heartbeat.
-	Running func() []uuid.UUID
-	// Gone, if set, is called after a heartbeat for each task Running
-	// returned that is no longer running (canceled, or taken from this
-	// process because it was found lost).
+	// Gone, if set, is called after a heartbeat for each task held under
+	// Info.Name in this process (see Holdings) that is no longer running
+	// (canceled, or taken from this process because it was found lost).
 	Gone func(id uuid.UUID, state store.State)
+	// Stuck, if set, is asked before each heartbeat whether the process
+	// is still doing its work: a non-nil error (a claim loop stuck in a
+	// call, say) skips the heartbeat, so that the others find the process
+	// lost, as they would a dead one, and its tasks proceed elsewhere.
+	Stuck func() error
+	// CallTimeout bounds each store call; default DefaultCallTimeout.
+	// Heartbeats are bounded by the smaller of it and MissingAfter.
+	CallTimeout time.Duration
 	// Dropped, if set, is called with the tasks that this process ended
 	// because their workers were lost, from the loop that looks for lost
 	// workers: long work belongs in a goroutine of its own.
@@ -52,6 +63,9 @@ type Presence struct {
 	cfg   PresenceConfig
 	log   *slog.Logger
 	check chan struct{} // asks for a heartbeat now
+
+	holdings *Holdings  // while Run runs
+	giving   sync.Mutex // one give-up at a time
 }
 
 // NewPresence returns a Presence; Register it, then Run it.
@@ -68,6 +82,9 @@ func NewPresence(st store.Store, cfg PresenceConfig) (*Presence, error) {
 	}
 	if cfg.LostCheckInterval <= 0 {
 		cfg.LostCheckInterval = DefaultLostCheckInterval
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -86,7 +103,7 @@ const nameWait = 2 * time.Second
 func (p *Presence) Register(ctx context.Context) error {
 	deadline := time.Now().Add(nameWait)
 	for {
-		err := p.store.RegisterWorker(ctx, p.cfg.Info)
+		err := p.register(ctx)
 		if !errors.Is(err, store.ErrExists) || time.Now().After(deadline) {
 			return err
 		}
@@ -107,18 +124,30 @@ func (p *Presence) CheckNow() {
 	}
 }
 
+// register registers the process, within the call timeout.
+func (p *Presence) register(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	return p.store.RegisterWorker(ctx, p.cfg.Info)
+}
+
 // Run heartbeats and looks for lost workers until ctx ends. It does not
 // leave the worker list: the caller does, with RemoveWorker, once its
 // tasks are wound down.
 func (p *Presence) Run(ctx context.Context) {
+	p.holdings = AcquireHoldings(p.cfg.Info.Name)
+	defer p.holdings.Release()
 	done := make(chan struct{})
 	go func() { defer close(done); p.lostLoop(ctx) }()
 	p.heartbeatLoop(ctx)
 	<-done
+	p.giving.Lock()   // a give-up in flight ends
+	p.giving.Unlock() //nolint:staticcheck // an empty critical section: waiting for it is the point
 }
 
-// heartbeatLoop refreshes the heartbeat and reports the running tasks that
-// are no longer running.
+// heartbeatLoop refreshes the heartbeat, reports the held tasks that are
+// no longer running, and gives up the tasks held under the process's name
+// that it does not know of.
 func (p *Presence) heartbeatLoop(ctx context.Context) {
 	t := time.NewTicker(p.cfg.HeartbeatInterval)
 	defer t.Stop()
@@ -129,17 +158,13 @@ func (p *Presence) heartbeatLoop(ctx context.Context) {
 		case <-t.C:
 		case <-p.check:
 		}
-		var ids []uuid.UUID
-		if p.cfg.Running != nil {
-			ids = p.cfg.Running()
-		}
-		states, err := p.store.Heartbeat(ctx, p.cfg.Info.Name, ids)
-		if errors.Is(err, store.ErrNotFound) {
-			p.log.Warn("this process was removed from the worker list; registering again")
-			if err = p.store.RegisterWorker(ctx, p.cfg.Info); err == nil {
-				states, err = p.store.Heartbeat(ctx, p.cfg.Info.Name, ids)
+		if p.cfg.Stuck != nil {
+			if err := p.cfg.Stuck(); err != nil {
+				p.log.Error("not heartbeating: this process is stuck, and other nodes will find it lost", "error", err)
+				continue
 			}
 		}
+		reply, err := p.heartbeat(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.log.Warn("heartbeat failed", "error", err)
@@ -147,13 +172,59 @@ func (p *Presence) heartbeatLoop(ctx context.Context) {
 			continue
 		}
 		if p.cfg.Gone != nil {
-			for id, st := range states {
+			for id, st := range reply.States {
 				if st != store.StateRunning {
 					p.cfg.Gone(id, st)
 				}
 			}
 		}
+		if len(reply.Unknown) > 0 {
+			p.giveUp(ctx, reply.Unknown)
+		}
 	}
+}
+
+// heartbeat heartbeats once, with the tasks held, registering again if
+// the process was removed from the list.
+func (p *Presence) heartbeat(ctx context.Context) (store.HeartbeatReply, error) {
+	// A heartbeat that ends early (the deadline closes its connection)
+	// ends the worker's database session too, and with it the worker:
+	// never sooner than a worker silent for MissingAfter is lost anyway.
+	ctx, cancel := context.WithTimeout(ctx, min(p.cfg.CallTimeout, p.cfg.MissingAfter))
+	defer cancel()
+	ids := p.holdings.IDs()
+	reply, err := p.store.Heartbeat(ctx, p.cfg.Info.Name, ids)
+	if errors.Is(err, store.ErrNotFound) {
+		p.log.Warn("this process was removed from the worker list; registering again")
+		if err = p.store.RegisterWorker(ctx, p.cfg.Info); err == nil {
+			reply, err = p.store.Heartbeat(ctx, p.cfg.Info.Name, ids)
+		}
+	}
+	return reply, err
+}
+
+// giveUp ends, in a goroutine of its own, the tasks held under the
+// process's name that no run of it knows of (see Holdings.giveUp); at most
+// one give-up runs at a time, and a heartbeat while one runs skips it.
+func (p *Presence) giveUp(ctx context.Context, unknown []store.HeldTask) {
+	if !p.giving.TryLock() {
+		return
+	}
+	go func() {
+		defer p.giving.Unlock()
+		cctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+		defer cancel()
+		ended, err := p.holdings.giveUp(cctx, p.store, p.cfg.Info.Name, unknown, p.log)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.Warn("giving up tasks unknown to this process failed; trying again at the next heartbeat", "error", err)
+			}
+			return
+		}
+		if len(ended) > 0 && p.cfg.Dropped != nil {
+			p.cfg.Dropped(ctx, ended)
+		}
+	}()
 }
 
 // lostLoop ends the tasks of the lost workers, every LostCheckInterval.
@@ -187,7 +258,9 @@ func (p *Presence) lostLoop(ctx context.Context) {
 // dropLost ends the tasks of the workers that are lost and removes them
 // from the list.
 func (p *Presence) dropLost(ctx context.Context) {
-	lost, err := p.store.DropLostWorkers(ctx, p.cfg.MissingAfter)
+	cctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	lost, err := p.store.DropLostWorkers(cctx, p.cfg.MissingAfter)
 	if err != nil {
 		if ctx.Err() == nil {
 			p.log.Warn("looking for lost workers failed", "error", err)

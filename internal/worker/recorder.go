@@ -107,6 +107,8 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	r.dirty = false
 	r.lastSave = time.Now()
 	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, DefaultCallTimeout)
+	defer cancel()
 	owned, err := r.store.SaveOutputs(ctx, r.id, r.attempt, out)
 	if err != nil {
 		r.mu.Lock()

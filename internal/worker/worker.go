@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -51,6 +52,11 @@ type Config struct {
 	// LostCheckInterval; default DefaultLostCheckInterval. See
 	// PresenceConfig.
 	LostCheckInterval time.Duration
+	// CallTimeout bounds each call the worker makes to the store (a claim,
+	// one try of recording outcomes, a heartbeat, ...); default
+	// DefaultCallTimeout. A claim loop stuck in a call for twice as long
+	// stops the heartbeats (PresenceConfig.Stuck).
+	CallTimeout time.Duration
 	// Cleanup, if set, is called in a goroutine of its own with the tasks
 	// that ended canceled or dropped under this worker: its own runs, and
 	// the tasks of lost workers it ended. It runs the task types' cleanup
@@ -93,7 +99,12 @@ type Worker struct {
 	outClosed bool
 
 	presence *Presence
+	holdings *Holdings // while Run runs
 	cleanups sync.WaitGroup
+
+	// claimSince is when the claim in flight began (Unix nanoseconds), 0
+	// while none is.
+	claimSince atomic.Int64
 
 	mu      sync.Mutex
 	running map[uuid.UUID]*runningTask
@@ -137,6 +148,9 @@ func New(st store.Store, cfg Config) (*Worker, error) {
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = 30 * time.Second
 	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -153,8 +167,8 @@ func New(st store.Store, cfg Config) (*Worker, error) {
 		Info: store.WorkerInfo{Name: cfg.Name, Hostname: cfg.Hostname, PID: cfg.PID,
 			Versions: cfg.Versions, Concurrency: cfg.Concurrency},
 		HeartbeatInterval: cfg.HeartbeatInterval, MissingAfter: cfg.MissingAfter,
-		LostCheckInterval: cfg.LostCheckInterval, Logger: w.log,
-		Running: w.runningIDs, Gone: func(id uuid.UUID, _ store.State) { w.stop(id) },
+		LostCheckInterval: cfg.LostCheckInterval, Logger: w.log, CallTimeout: cfg.CallTimeout,
+		Gone: func(id uuid.UUID, _ store.State) { w.stop(id) }, Stuck: w.stuck,
 		Dropped: func(ctx context.Context, ids []uuid.UUID) { w.cleanup(ctx, ids) },
 	})
 	if err != nil {
@@ -176,6 +190,8 @@ func (w *Worker) Stats() Stats {
 // still running, records them dropped if they do not return, and removes
 // the worker from the list.
 func (w *Worker) Run(ctx context.Context) error {
+	w.holdings = AcquireHoldings(w.cfg.Name)
+	defer w.holdings.Release()
 	if err := w.presence.Register(ctx); err != nil {
 		return err
 	}
@@ -214,7 +230,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	stopBackground()
 	loops.Wait()
 	w.cleanups.Wait()
-	return w.store.RemoveWorker(context.WithoutCancel(ctx), w.cfg.Name)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.CallTimeout)
+	defer cancel()
+	return w.store.RemoveWorker(rctx, w.cfg.Name)
 }
 
 func (w *Worker) free() int {
@@ -231,19 +249,17 @@ func (w *Worker) claimLoop(ctx context.Context, wakeups <-chan struct{}, tasks *
 	for {
 		if free := w.free(); more && free > 0 {
 			limit := min(free, w.cfg.ClaimBatch)
-			claimed, err := w.store.Claim(ctx, store.ClaimParams{Worker: w.cfg.Name, Names: w.cfg.Names, Limit: limit,
-				Versions: w.cfg.Versions})
+			n, err := w.claim(ctx, limit, tasks)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
+				// The claim may have committed with its answer lost: the
+				// next heartbeat finds its tasks and gives them up.
 				w.log.Warn("claim failed", "error", err)
 				more = false
 			} else {
-				for _, t := range claimed {
-					w.start(t, tasks)
-				}
-				more = len(claimed) == limit
+				more = n == limit
 				if more {
 					continue
 				}
@@ -264,6 +280,41 @@ func (w *Worker) claimLoop(ctx context.Context, wakeups <-chan struct{}, tasks *
 	}
 }
 
+// claim claims up to limit tasks, within the call timeout, and starts
+// them. It runs as a claim of the worker's Holdings, so that a give-up
+// never takes its tasks for lost ones.
+func (w *Worker) claim(ctx context.Context, limit int, tasks *sync.WaitGroup) (int, error) {
+	w.holdings.BeginClaim()
+	defer w.holdings.EndClaim()
+	w.claimSince.Store(time.Now().UnixNano())
+	defer w.claimSince.Store(0)
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	defer cancel()
+	claimed, err := w.store.Claim(cctx, store.ClaimParams{Worker: w.cfg.Name, Names: w.cfg.Names, Limit: limit,
+		Versions: w.cfg.Versions})
+	if err != nil {
+		return 0, err
+	}
+	for _, t := range claimed {
+		w.start(t, tasks)
+	}
+	return len(claimed), nil
+}
+
+// stuck reports a claim loop stuck in a call for more than twice the
+// call timeout: the timeout should have ended it, so something below it
+// hangs, and the worker had better be found lost than look alive.
+func (w *Worker) stuck() error {
+	since := w.claimSince.Load()
+	if since == 0 {
+		return nil
+	}
+	if d := time.Since(time.Unix(0, since)); d > 2*w.cfg.CallTimeout {
+		return fmt.Errorf("the claim loop has been in one call for %v (call timeout %v)", d.Round(time.Millisecond), w.cfg.CallTimeout)
+	}
+	return nil
+}
+
 // start runs one claimed task in its own goroutine.
 func (w *Worker) start(t *store.Task, tasks *sync.WaitGroup) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -272,6 +323,7 @@ func (w *Worker) start(t *store.Task, tasks *sync.WaitGroup) {
 	w.running[t.ID] = rt
 	w.stats.Claimed++
 	w.mu.Unlock()
+	w.holdings.Add(t.ID)
 	tasks.Add(1)
 	go func() {
 		defer tasks.Done()
@@ -382,8 +434,11 @@ func (w *Worker) finishLoop(ctx context.Context) {
 // finish records a batch of outcomes (see Record), counts them, and hands
 // the canceled ones to the cleanup.
 func (w *Worker) finish(ctx context.Context, batch []store.Outcome) {
-	if Record(ctx, w.store, batch, w.log) != nil {
+	if record(ctx, w.store, batch, w.log, w.cfg.CallTimeout) != nil {
 		return
+	}
+	for _, o := range batch {
+		w.holdings.Remove(o.ID)
 	}
 	w.mu.Lock()
 	w.stats.Finished += int64(len(batch))
@@ -409,19 +464,28 @@ func undone(batch []store.Outcome) []uuid.UUID {
 // refuses, say), the outcomes are recorded one by one and each unstorable
 // one becomes a failure that says why. Outcomes of runs that no longer own
 // their tasks are ignored, as Finish ignores them.
+//
+// Each try is bounded by DefaultCallTimeout.
 func Record(ctx context.Context, st store.Store, batch []store.Outcome, log *slog.Logger) error {
+	return record(ctx, st, batch, log, DefaultCallTimeout)
+}
+
+// record is Record with each try bounded by timeout.
+func record(ctx context.Context, st store.Store, batch []store.Outcome, log *slog.Logger, timeout time.Duration) error {
 	if log == nil {
 		log = slog.Default()
 	}
 	for attempt := 0; ; attempt++ {
-		_, err := st.Finish(ctx, batch)
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		_, err := st.Finish(tctx, batch)
+		cancel()
 		if err == nil {
 			return nil
 		}
 		if errors.Is(err, store.ErrUnstorable) && len(batch) > 1 {
 			var first error
 			for _, o := range batch {
-				if err := Record(ctx, st, []store.Outcome{o}, log); err != nil && first == nil {
+				if err := record(ctx, st, []store.Outcome{o}, log, timeout); err != nil && first == nil {
 					first = err
 				}
 			}
@@ -449,17 +513,6 @@ func Record(ctx context.Context, st store.Store, batch []store.Outcome, log *slo
 func backoff(attempt int) time.Duration {
 	d := 50 * time.Millisecond << min(attempt, 5)
 	return min(d, 2*time.Second)
-}
-
-// runningIDs returns the ids of the tasks the worker runs.
-func (w *Worker) runningIDs() []uuid.UUID {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	ids := make([]uuid.UUID, 0, len(w.running))
-	for id := range w.running {
-		ids = append(ids, id)
-	}
-	return ids
 }
 
 // stop cancels the context of the run of task id, if the worker runs it.
@@ -506,7 +559,9 @@ func (w *Worker) sweepLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		res, err := w.store.Sweep(ctx)
+		sctx, cancel := context.WithTimeout(ctx, max(w.cfg.CallTimeout, w.cfg.SweepInterval))
+		res, err := w.store.Sweep(sctx)
+		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
 				w.log.Warn("sweep failed", "error", err)
@@ -555,8 +610,15 @@ func (w *Worker) shutdown(tasks *sync.WaitGroup) {
 	}
 	w.mu.Unlock()
 	if len(dropped) > 0 {
-		if _, err := w.store.Finish(context.Background(), dropped); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), w.cfg.CallTimeout)
+		_, err := w.store.Finish(ctx, dropped)
+		cancel()
+		if err != nil {
 			w.log.Error("recording dropped tasks failed", "error", err)
+		} else {
+			for _, o := range dropped {
+				w.holdings.Remove(o.ID)
+			}
 		}
 		w.cleanup(context.Background(), undone(dropped))
 	}

@@ -51,6 +51,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if !strings.Contains(dsn, "pool_max_conns") {
 		cfg.MaxConns = int32(max(16, 4*runtime.NumCPU()))
 	}
+	// A connection that dies silently is found out in seconds (see
+	// dial.go).
+	configureDialer(&cfg.ConnConfig.Config)
 	// Stint's statements are all short; JIT compilation only slows them.
 	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
 		cfg.ConnConfig.RuntimeParams["jit"] = "off"

@@ -156,7 +156,7 @@ func (s *Store) RegisterWorker(ctx context.Context, w store.WorkerInfo) error {
 // connection dropped) is replaced by a new one with a new lock: if another
 // node found the worker lost meanwhile, its row is gone and the heartbeat
 // fails with store.ErrNotFound, as for any removed worker.
-func (s *Store) Heartbeat(ctx context.Context, worker string, running []uuid.UUID) (map[uuid.UUID]store.State, error) {
+func (s *Store) Heartbeat(ctx context.Context, worker string, running []uuid.UUID) (store.HeartbeatReply, error) {
 	sess := s.sessions.get(worker)
 	if sess == nil {
 		return heartbeat(ctx, s.pool, worker, running)
@@ -165,7 +165,7 @@ func (s *Store) Heartbeat(ctx context.Context, worker string, running []uuid.UUI
 	defer sess.mu.Unlock()
 	if sess.conn.IsClosed() {
 		if err := s.reopen(ctx, worker, sess); err != nil {
-			return nil, err
+			return store.HeartbeatReply{}, err
 		}
 	}
 	return heartbeat(ctx, sess.conn, worker, running)
@@ -197,36 +197,61 @@ type querier interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// heartbeat refreshes a worker's heartbeat and reads the states of its
-// tasks, in one round trip.
-func heartbeat(ctx context.Context, q querier, worker string, running []uuid.UUID) (map[uuid.UUID]store.State, error) {
+// heartbeat refreshes a worker's heartbeat, reads the states of the tasks
+// it named and finds the tasks held under its name that it did not name,
+// in one round trip. The last query reads the partial index of active
+// tasks by worker (its predicate is restated for the planner).
+func heartbeat(ctx context.Context, q querier, worker string, running []uuid.UUID) (store.HeartbeatReply, error) {
+	var reply store.HeartbeatReply
 	batch := &pgx.Batch{}
 	batch.Queue(`UPDATE stint_workers SET last_heartbeat = now(), missing = false WHERE name = $1`, worker)
 	batch.Queue(`SELECT id, state FROM stint_tasks WHERE id = ANY ($1)`, nonNil(running))
+	batch.Queue(`SELECT id, attempt, state FROM stint_tasks
+		WHERE worker = $1 AND started_at IS NOT NULL AND finished_at IS NULL
+		  AND state IN ('running', 'canceling') AND NOT id = ANY ($2)
+		ORDER BY seq`, worker, nonNil(running))
 	br := q.SendBatch(ctx, batch)
 	defer br.Close()
 	tag, err := br.Exec()
 	if err != nil {
-		return nil, err
+		return reply, err
 	}
 	if tag.RowsAffected() == 0 {
-		return nil, store.ErrNotFound
+		return reply, store.ErrNotFound
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, err
+		return reply, err
 	}
-	defer rows.Close()
-	states := make(map[uuid.UUID]store.State, len(running))
+	reply.States = make(map[uuid.UUID]store.State, len(running))
 	for rows.Next() {
 		var id uuid.UUID
 		var st string
 		if err := rows.Scan(&id, &st); err != nil {
-			return nil, err
+			rows.Close()
+			return reply, err
 		}
-		states[id] = store.State(st)
+		reply.States[id] = store.State(st)
 	}
-	return states, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return reply, err
+	}
+	rows, err = br.Query()
+	if err != nil {
+		return reply, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h store.HeldTask
+		var st string
+		if err := rows.Scan(&h.ID, &h.Attempt, &st); err != nil {
+			return reply, err
+		}
+		h.State = store.State(st)
+		reply.Unknown = append(reply.Unknown, h)
+	}
+	return reply, rows.Err()
 }
 
 // RemoveWorker implements store.Store: the row goes, then the session.

@@ -130,13 +130,20 @@ const (
 	sqlHeartbeat    = `UPDATE stint_workers SET last_heartbeat = ?1, missing = 0 WHERE name = ?2`
 	sqlTaskStates   = `SELECT id, state FROM stint_tasks WHERE id IN (SELECT value FROM json_each(?1))`
 	sqlRemoveWorker = `DELETE FROM stint_workers WHERE name = ?`
+	// sqlUnknownHeld finds the tasks held under worker ?1 that are not
+	// among the ids of ?2 (a JSON array), through the index of active
+	// tasks.
+	sqlUnknownHeld = `SELECT id, attempt, state FROM stint_tasks
+		WHERE worker = ?1 AND state IN ('running', 'canceling')
+		  AND id NOT IN (SELECT value FROM json_each(?2))
+		ORDER BY seq`
 )
 
 // writeStatements are prepared once, at Open, on the write connection.
 var writeStatements = []string{
 	sqlEnqueue, sqlInsertTask, sqlPromote, sqlUnblock, sqlDequeue, sqlClaim, sqlFinish,
 	sqlLookup, sqlTaskBySeq, sqlCancelWaiting, sqlCancelRunning, sqlSaveOutputs,
-	sqlRegisterWorker, sqlHeartbeat, sqlTaskStates, sqlRemoveWorker,
+	sqlRegisterWorker, sqlHeartbeat, sqlTaskStates, sqlRemoveWorker, sqlUnknownHeld,
 	sqlImmediateClaim, sqlSkip, sqlWorkerVersions,
 }
 
@@ -565,17 +572,18 @@ func (s *Store) RegisterWorker(ctx context.Context, wi store.WorkerInfo) error {
 }
 
 // Heartbeat implements store.Store.
-func (s *Store) Heartbeat(ctx context.Context, worker string, running []uuid.UUID) (map[uuid.UUID]store.State, error) {
+func (s *Store) Heartbeat(ctx context.Context, worker string, running []uuid.UUID) (store.HeartbeatReply, error) {
 	ids := make([]string, len(running))
 	for i, id := range running {
 		ids[i] = id.String()
 	}
 	idList, err := json.Marshal(ids)
 	if err != nil {
-		return nil, err
+		return store.HeartbeatReply{}, err
 	}
-	states := make(map[uuid.UUID]store.State, len(running))
+	var reply store.HeartbeatReply
 	err = s.write(ctx, func(w *wtx) error {
+		reply = store.HeartbeatReply{States: make(map[uuid.UUID]store.State, len(running))}
 		res, err := w.exec(sqlHeartbeat, w.now, worker)
 		if err != nil {
 			return err
@@ -585,31 +593,50 @@ func (s *Store) Heartbeat(ctx context.Context, worker string, running []uuid.UUI
 		} else if n == 0 {
 			return store.ErrNotFound
 		}
-		if len(running) == 0 {
-			return nil
+		if len(running) > 0 {
+			if err := w.scanRows(sqlTaskStates, []any{string(idList)}, func(rows *sql.Rows) error {
+				var id, st string
+				if err := rows.Scan(&id, &st); err != nil {
+					return err
+				}
+				u, err := uuid.Parse(id)
+				reply.States[u] = store.State(st)
+				return err
+			}); err != nil {
+				return err
+			}
 		}
-		rows, err := w.query(sqlTaskStates, string(idList))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
+		return w.scanRows(sqlUnknownHeld, []any{worker, string(idList)}, func(rows *sql.Rows) error {
+			var h store.HeldTask
 			var id, st string
-			if err := rows.Scan(&id, &st); err != nil {
+			if err := rows.Scan(&id, &h.Attempt, &st); err != nil {
 				return err
 			}
 			u, err := uuid.Parse(id)
-			if err != nil {
-				return err
-			}
-			states[u] = store.State(st)
-		}
-		return rows.Err()
+			h.ID, h.State = u, store.State(st)
+			reply.Unknown = append(reply.Unknown, h)
+			return err
+		})
 	})
 	if err != nil {
-		return nil, err
+		return store.HeartbeatReply{}, err
 	}
-	return states, nil
+	return reply, nil
+}
+
+// scanRows runs a query and calls scan for each of its rows.
+func (w *wtx) scanRows(query string, args []any, scan func(*sql.Rows) error) error {
+	rows, err := w.query(query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // RemoveWorker implements store.Store.

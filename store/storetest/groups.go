@@ -904,7 +904,8 @@ func testCancelTaskGroup(t *testing.T, open Opener) {
 	awaitChanges(t, changes, "cancel of a group", map[uuid.UUID]store.State{
 		run.ID: store.StateCanceling, blocked.ID: store.StateCanceled, runnable.ID: store.StateCanceled})
 	// The worker learns it at its heartbeat, if not before.
-	states, err := st.Heartbeat(ctx, worker, []uuid.UUID{runRun.ID, cancelingRun.ID})
+	reply, err := st.Heartbeat(ctx, worker, []uuid.UUID{runRun.ID, cancelingRun.ID})
+	states := reply.States
 	if err != nil || states[run.ID] != store.StateCanceling || states[canceling.ID] != store.StateCanceling {
 		t.Fatalf("heartbeat: %v %v", states, err)
 	}

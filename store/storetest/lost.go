@@ -398,3 +398,63 @@ func testOrphanRuns(t *testing.T, open Opener) {
 		t.Fatalf("the task behind the orphan: %v", got)
 	}
 }
+
+// testHeartbeatUnknown: a heartbeat returns, beside the states of the
+// tasks it names, the tasks running or canceling under the worker's name
+// that it does not name (a claim whose answer was lost), with the attempt
+// of their claim, oldest first; nothing of other workers, nor final tasks.
+func testHeartbeatUnknown(t *testing.T, open Opener) {
+	st, ctx := openStore(t, open)
+	register(t, st, "w1")
+	register(t, st, "w2")
+	var nts []store.NewTask
+	for range 4 {
+		nts = append(nts, store.NewTask{ID: uuid.Must(uuid.NewV7()), Name: "test.a"})
+	}
+	if _, err := st.Dispatch(ctx, nts); err != nil {
+		t.Fatal(err)
+	}
+	mine := claimAll(t, st, []string{"test.a"}, 3) // as w1
+	other, err := st.Claim(ctx, store.ClaimParams{Worker: "w2", Names: []string{"test.a"}, Limit: 1})
+	if err != nil || len(other) != 1 {
+		t.Fatalf("claim as w2: %v %v", other, err)
+	}
+	if _, err := st.Cancel(ctx, mine[2].ID); err != nil {
+		t.Fatal(err)
+	}
+
+	reply, err := st.Heartbeat(ctx, "w1", []uuid.UUID{mine[0].ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reply.States) != 1 || reply.States[mine[0].ID] != store.StateRunning {
+		t.Errorf("states: %v", reply.States)
+	}
+	want := []store.HeldTask{
+		{ID: mine[1].ID, Attempt: mine[1].Attempt, State: store.StateRunning},
+		{ID: mine[2].ID, Attempt: mine[2].Attempt, State: store.StateCanceling},
+	}
+	if !slices.Equal(reply.Unknown, want) {
+		t.Errorf("unknown held tasks: %+v, want %+v", reply.Unknown, want)
+	}
+
+	// Ended tasks are held by no one.
+	if _, err := st.Finish(ctx, []store.Outcome{{ID: mine[1].ID, Attempt: mine[1].Attempt, State: store.StateCompleted},
+		{ID: mine[2].ID, Attempt: mine[2].Attempt, State: store.StateCanceled}}); err != nil {
+		t.Fatal(err)
+	}
+	reply, err = st.Heartbeat(ctx, "w1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []store.HeldTask{{ID: mine[0].ID, Attempt: mine[0].Attempt, State: store.StateRunning}}; !slices.Equal(reply.Unknown, want) {
+		t.Errorf("after finishing two: unknown held tasks %+v, want %+v", reply.Unknown, want)
+	}
+	reply, err = st.Heartbeat(ctx, "w1", []uuid.UUID{mine[0].ID, mine[1].ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reply.Unknown) != 0 || reply.States[mine[1].ID] != store.StateCompleted {
+		t.Errorf("all named: unknown %+v, states %v", reply.Unknown, reply.States)
+	}
+}

@@ -255,7 +255,8 @@ func testWorkers(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	time.Sleep(10 * time.Millisecond)
-	states, err := st.Heartbeat(ctx, w.Name, []uuid.UUID{task.ID})
+	reply, err := st.Heartbeat(ctx, w.Name, []uuid.UUID{task.ID})
+	states := reply.States
 	if err != nil || states[task.ID] != store.StateCanceling {
 		t.Fatalf("heartbeat states %v %v", states, err)
 	}

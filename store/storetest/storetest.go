@@ -31,6 +31,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("FinishRecordsOutcome", func(t *testing.T) { testFinishOutcome(t, open) })
 	t.Run("BlockedBy", func(t *testing.T) { testBlockedBy(t, open) })
 	t.Run("Workers", func(t *testing.T) { testWorkers(t, open) })
+	t.Run("HeartbeatFindsUnknownHeldTasks", func(t *testing.T) { testHeartbeatUnknown(t, open) })
 	t.Run("SweepFindsNothingAfterNormalWork", func(t *testing.T) { testSweepClean(t, open) })
 	t.Run("Wakeups", func(t *testing.T) { testWakeups(t, open) })
 	t.Run("Cancels", func(t *testing.T) { testCancels(t, open) })
