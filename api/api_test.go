@@ -70,6 +70,14 @@ func TestDispatchRefusesBadInput(t *testing.T) {
 			{"long resource", `{"name": "stint.noop", "exclusive_resources": ["` + long + `"]}`, 400, "exclusive_resources[0]: resource is 1025 bytes"},
 			{"bad version", `{"name": "stint.noop", "versions": {"p": "new"}}`, 400, "versions.p: "},
 			{"too large", `{"name": "stint.noop", "args": "` + strings.Repeat("x", 5000) + `"}`, 413, "larger than 4096 bytes"},
+			// Field names are matched exactly, and each may be given once.
+			{"name in capitals", `{"NAME": "stint.noop"}`, 400, "NAME: unknown field"},
+			{"name capitalised", `{"Name": "stint.noop"}`, 400, "Name: unknown field"},
+			{"resources in capitals", `{"name": "stint.noop", "Exclusive_Resources": ["a"]}`, 400, "Exclusive_Resources: unknown field"},
+			{"name twice", `{"name": "x", "name": "stint.noop"}`, 400, "name: given twice"},
+			{"deferred twice", `{"name": "stint.noop", "immediate": true, "deferred": true, "deferred": false}`, 400, "deferred: given twice"},
+			{"args key twice", `{"name": "test.echo", "args": {"a": 1, "a": 2}}`, 400, "args.a: given twice"},
+			{"versions key twice", `{"name": "stint.noop", "versions": {"p": "1", "p": "2"}}`, 400, "versions.p: given twice"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -135,6 +143,8 @@ func TestCancel(t *testing.T) {
 			{`{"state": 1}`, "state: expected a string"},
 			{`{}`, "state: must be"},
 			{`{"status": "canceled"}`, "status: unknown field"},
+			{`{"State": "canceled"}`, "State: unknown field"},
+			{`{"state": "completed", "state": "canceled"}`, "state: given twice"},
 		} {
 			if a := e.do("PATCH", "/api/v1/tasks/"+running.String(), tc.body); a.status != 400 || !strings.Contains(a.detail(), tc.detail) {
 				t.Fatalf("patch %s: %d %s", tc.body, a.status, a.body)

@@ -23,6 +23,7 @@ func FuzzDispatchBody(f *testing.F) {
 		`{"name": "stint.noop", "exclusive_resources": ["\u0001"]}`,
 		`{"name": "stint.sleep", "args": {"seconds": 1e400}}`,
 		`{"name": 1}`, `[]`, `null`, `{`, ``, `{"name": "stint.noop"} x`,
+		`{"NAME": "stint.noop"}`, `{"name": "x", "name": "stint.noop"}`, `{"name": "test.echo", "args": {"a": 1, "a": 2}}`,
 	} {
 		f.Add([]byte(seed))
 	}

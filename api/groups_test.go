@@ -85,6 +85,8 @@ func TestTaskGroupLifecycle(t *testing.T) {
 			{apiv1.PatchTaskGroup{State: "running"}, `state: must be "canceled"`},
 			{apiv1.PatchTaskGroup{State: "canceled", AllTasksDispatched: ptr(true)}, "state: give either"},
 			{`{"colour": "red"}`, "colour: unknown field"},
+			{`{"All_Tasks_Dispatched": true}`, "All_Tasks_Dispatched: unknown field"},
+			{`{"state": "canceled", "state": "canceled"}`, "state: given twice"},
 		} {
 			if a := e.do("PATCH", g.Href, c.body); a.status != 400 || !strings.HasPrefix(a.detail(), c.detail) {
 				t.Errorf("PATCH %v: %d %s, want 400 %q", c.body, a.status, a.body, c.detail)
@@ -168,6 +170,19 @@ func TestTaskGroupDispatchesTasksAllOrNothing(t *testing.T) {
 		for _, body := range []any{apiv1.CreateTaskGroup{Description: strings.Repeat("d", 4097)}, `{"description": "a\u0000b"}`} {
 			if a := e.do("POST", "/api/v1/task-groups", body); a.status != 400 || !strings.HasPrefix(a.detail(), "description:") {
 				t.Errorf("bad description: %d %s", a.status, a.body)
+			}
+		}
+		// Names match exactly and are given once, in the tasks too.
+		for body, detail := range map[string]string{
+			`{"Description": "d"}`:                                          "Description: unknown field",
+			`{"description": "a", "description": "b"}`:                      "description: given twice",
+			`{"tasks": [{"name": "stint.noop"}, {"NAME": "stint.noop"}]}`:   "tasks[1].NAME: unknown field",
+			`{"tasks": [{"name": "stint.noop", "name": "stint.sleep"}]}`:    "tasks[0].name: given twice",
+			`{"tasks": [{"name": "stint.noop"}], "tasks": [{"name": "x"}]}`: "tasks: given twice",
+			`{"tasks": [{"name": "test.echo", "args": {"k": 1, "k": 1}}]}`:  "tasks[0].args.k: given twice",
+		} {
+			if a := e.do("POST", "/api/v1/task-groups", body); a.status != 400 || !strings.HasPrefix(a.detail(), detail) {
+				t.Errorf("%s: %d %s, want 400 %q", body, a.status, a.body, detail)
 			}
 		}
 		var after apiv1.Page[apiv1.TaskGroup]
@@ -423,6 +438,8 @@ func TestDeleteAndPurge(t *testing.T) {
 			{apiv1.PurgeTasks{States: []string{"done"}}, `states: "done" is not a final state`},
 			{`{"states": []}`, "states: name at least one"},
 			{`{"finished_before": "yesterday"}`, "finished_before:"},
+			{`{"States": ["failed"]}`, "States: unknown field"},
+			{`{"states": ["failed"], "states": ["completed"]}`, "states: given twice"},
 		} {
 			if got := admin.do("POST", "/api/v1/tasks/purge", c.body); got.status != 400 || !strings.HasPrefix(got.detail(), c.detail) {
 				t.Errorf("purge %v: %d %s, want 400 %q", c.body, got.status, got.body, c.detail)

@@ -2,10 +2,8 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -69,54 +67,6 @@ func (s *Server) dispatchRequest(r *http.Request, body apiv1.DispatchTask) stint
 	}
 	return req
 }
-
-// decodeBody reads a JSON body into v, refusing unknown fields, trailing
-// data and bodies over the limit. It answers the error itself and reports
-// whether to go on.
-func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errTrailingData
-			var mbe *http.MaxBytesError
-			if errors.As(terr, &mbe) {
-				err = terr
-			}
-		}
-	}
-	if err == nil {
-		return true
-	}
-	var (
-		mbe *http.MaxBytesError
-		ute *json.UnmarshalTypeError
-		se  *json.SyntaxError
-	)
-	switch {
-	case errors.As(err, &mbe):
-		writeError(w, http.StatusRequestEntityTooLarge, "the body is larger than %d bytes", mbe.Limit)
-	case errors.Is(err, io.EOF):
-		writeError(w, http.StatusBadRequest, "the body is empty; expected a JSON object")
-	case errors.As(err, &ute) && ute.Field != "":
-		writeError(w, http.StatusBadRequest, "%s: expected %s, got a JSON %s", ute.Field, jsonKind(ute.Type.Kind().String()), ute.Value)
-	case errors.As(err, &ute):
-		writeError(w, http.StatusBadRequest, "the body must be a JSON object, not a JSON %s", ute.Value)
-	case errors.As(err, &se):
-		writeError(w, http.StatusBadRequest, "the body is not valid JSON: %v (at byte %d)", se, se.Offset)
-	case errors.Is(err, errTrailingData):
-		writeError(w, http.StatusBadRequest, "the body holds more than one JSON value")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		writeError(w, http.StatusBadRequest, "%s: unknown field", strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`))
-	default:
-		writeError(w, http.StatusBadRequest, "the body is not valid JSON: %v", err)
-	}
-	return false
-}
-
-var errTrailingData = errors.New("trailing data")
 
 // jsonKind names a Go kind the way a JSON client thinks of it.
 func jsonKind(kind string) string {
