@@ -168,6 +168,9 @@ func (c *Client) prepare(r DispatchRequest, index int) (store.NewTask, error) {
 		if strings.TrimSpace(comp) == "" {
 			return nt, bad("versions", "a component name is empty")
 		}
+		if msg := invisibleProblem(comp); msg != "" {
+			return nt, bad("versions", "the component name %q %s", comp, msg)
+		}
 		if _, err := versions.Parse(r.Versions[comp]); err != nil {
 			return nt, bad("versions."+comp, "%v", err)
 		}
@@ -274,10 +277,37 @@ func resourceProblem(r string) string {
 		return fmt.Sprintf("resource is %d bytes, more than %d", len(r), MaxResourceLength)
 	case !utf8.ValidString(r):
 		return "resource is not valid UTF-8"
-	case strings.IndexFunc(r, unicode.IsControl) >= 0:
-		return "resource contains a control character"
+	}
+	if msg := invisibleProblem(r); msg != "" {
+		return "resource " + msg
 	}
 	return ""
+}
+
+// invisibleProblem says which character of s would change how a table or a
+// page shows it, or "" if none does: a control character (category Cc, line
+// breaks and tabs included), a format character (Cf: bidi overrides and
+// isolates, zero-width spaces and joiners, the byte order mark) or a line
+// or paragraph separator (U+2028, U+2029). Names, resources and
+// descriptions are shown as one line of text in CLI tables and in the web
+// UI; with these they could show as something else (U+202E turns
+// "repo:1‮gnp.exe" into "repo:1exe.png").
+func invisibleProblem(s string) string {
+	i := strings.IndexFunc(s, func(c rune) bool {
+		return unicode.In(c, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp)
+	})
+	if i < 0 {
+		return ""
+	}
+	c, _ := utf8.DecodeRuneInString(s[i:])
+	kind := "a format character"
+	switch {
+	case unicode.Is(unicode.Cc, c):
+		kind = "a control character"
+	case unicode.In(c, unicode.Zl, unicode.Zp):
+		kind = "a line or paragraph separator"
+	}
+	return fmt.Sprintf("contains %s (%U at byte %d), which would change how it is shown", kind, c, i)
 }
 
 func uniqueSorted(in []string) []string {

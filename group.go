@@ -38,6 +38,9 @@ func (c *Client) CreateTaskGroup(ctx context.Context, req TaskGroupRequest) (*st
 	if msg := textProblem(req.Description); msg != "" {
 		return nil, nil, &ValidationError{Index: -1, Field: "description", Message: msg}
 	}
+	if msg := invisibleProblem(req.Description); msg != "" {
+		return nil, nil, &ValidationError{Index: -1, Field: "description", Message: msg + "; a description is one line of text"}
+	}
 	if len(req.Description) > MaxDescriptionBytes {
 		return nil, nil, &ValidationError{Index: -1, Field: "description", Message: fmt.Sprintf("is longer than %d bytes", MaxDescriptionBytes)}
 	}

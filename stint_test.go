@@ -217,6 +217,15 @@ func TestDispatchValidation(t *testing.T) {
 			{"empty exclusive resource", stint.DispatchRequest{Name: "stint.noop", ExclusiveResources: []string{"a", ""}}, "exclusive_resources[1]"},
 			{"over-long shared resource", stint.DispatchRequest{Name: "stint.noop", SharedResources: []string{long}}, "shared_resources[0]"},
 			{"control character", stint.DispatchRequest{Name: "stint.noop", SharedResources: []string{"a\nb"}}, "shared_resources[0]"},
+			// Format characters and line separators spoof tables and the UI.
+			{"right-to-left override", stint.DispatchRequest{Name: "stint.noop", ExclusiveResources: []string{"repo:1\u202egnp.exe"}}, "exclusive_resources[0]"},
+			{"bidi isolate", stint.DispatchRequest{Name: "stint.noop", SharedResources: []string{"ok", "a\u2066b"}}, "shared_resources[1]"},
+			{"zero-width space", stint.DispatchRequest{Name: "stint.noop", SharedResources: []string{"repo:\u200b1"}}, "shared_resources[0]"},
+			{"byte order mark", stint.DispatchRequest{Name: "stint.noop", SharedResources: []string{"\ufeffrepo"}}, "shared_resources[0]"},
+			{"line separator", stint.DispatchRequest{Name: "stint.noop", ExclusiveResources: []string{"a\u2028b"}}, "exclusive_resources[0]"},
+			{"paragraph separator", stint.DispatchRequest{Name: "stint.noop", ExclusiveResources: []string{"a\u2029b"}}, "exclusive_resources[0]"},
+			{"C1 control", stint.DispatchRequest{Name: "stint.noop", ExclusiveResources: []string{"a\u0085b"}}, "exclusive_resources[0]"},
+			{"version component with an override", stint.DispatchRequest{Name: "stint.noop", Versions: map[string]string{"plug\u202ein": "1"}}, "versions"},
 			{"bad version", stint.DispatchRequest{Name: "stint.noop", Versions: map[string]string{"plugin": "latest"}}, "versions.plugin"},
 		}
 		for _, tc := range cases {
@@ -237,6 +246,15 @@ func TestDispatchValidation(t *testing.T) {
 		counts, err := h.store.CountByState(h.ctx)
 		if err != nil || len(counts) != 0 {
 			t.Fatalf("a rejected dispatch stored tasks: %v %v", counts, err)
+		}
+		// Other scripts and symbols are fine in a resource name.
+		h.dispatch(stint.DispatchRequest{Name: "stint.noop", ExclusiveResources: []string{"dépôt:ἀρχή/日本語 ✓"}})
+		// A group's description is one line of text, as shown in tables.
+		for _, d := range []string{"sync\u202eall", "two\nlines", "a\u2028b", "tab\there"} {
+			_, _, err := h.client.CreateTaskGroup(h.ctx, stint.TaskGroupRequest{Description: d})
+			if !errors.As(err, &ve) || ve.Field != "description" {
+				t.Errorf("description %q: %v, want a validation error on description", d, err)
+			}
 		}
 		// Resources are normalised: sorted, unique, exclusive wins.
 		task := h.dispatch(stint.DispatchRequest{Name: "stint.noop",

@@ -69,6 +69,8 @@ func TestDispatchRefusesBadInput(t *testing.T) {
 			{"empty resource", `{"name": "stint.noop", "shared_resources": ["a", ""]}`, 400, "shared_resources[1]: resource is empty"},
 			{"long resource", `{"name": "stint.noop", "exclusive_resources": ["` + long + `"]}`, 400, "exclusive_resources[0]: resource is 1025 bytes"},
 			{"bad version", `{"name": "stint.noop", "versions": {"p": "new"}}`, 400, "versions.p: "},
+			{"bidi override in a resource", `{"name": "stint.noop", "exclusive_resources": ["repo:1\u202egnp.exe"]}`, 400, "exclusive_resources[0]: resource contains a format character (U+202E"},
+			{"line separator in a resource", `{"name": "stint.noop", "shared_resources": ["a", "b\u2028c"]}`, 400, "shared_resources[1]: resource contains a line or paragraph separator"},
 			{"too large", `{"name": "stint.noop", "args": "` + strings.Repeat("x", 5000) + `"}`, 413, "larger than 4096 bytes"},
 			// Field names are matched exactly, and each may be given once.
 			{"name in capitals", `{"NAME": "stint.noop"}`, 400, "NAME: unknown field"},

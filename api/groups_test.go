@@ -167,7 +167,8 @@ func TestTaskGroupDispatchesTasksAllOrNothing(t *testing.T) {
 				t.Errorf("%+v: %d %s, want 400 %q", c.tasks, a.status, a.body, c.detail)
 			}
 		}
-		for _, body := range []any{apiv1.CreateTaskGroup{Description: strings.Repeat("d", 4097)}, `{"description": "a\u0000b"}`} {
+		for _, body := range []any{apiv1.CreateTaskGroup{Description: strings.Repeat("d", 4097)}, `{"description": "a\u0000b"}`,
+			`{"description": "sync \u202eall"}`, `{"description": "two\nlines"}`} {
 			if a := e.do("POST", "/api/v1/task-groups", body); a.status != 400 || !strings.HasPrefix(a.detail(), "description:") {
 				t.Errorf("bad description: %d %s", a.status, a.body)
 			}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -81,14 +82,38 @@ func newTable(w io.Writer, header ...string) *tabwriter.Writer {
 	return tw
 }
 
-// row writes one row of a table.
+// row writes one row of a table, each cell as shown by cellText.
 func row(tw *tabwriter.Writer, cells ...string) {
 	for i, c := range cells {
+		cells[i] = cellText(c)
 		if c == "" {
 			cells[i] = "-"
 		}
 	}
 	fmt.Fprintln(tw, strings.Join(cells, "\t"))
+}
+
+// cellText shows s on one line of a table as it is: a control character
+// (tabs and line breaks too), a format character (bidi overrides,
+// zero-width characters) or a line or paragraph separator is written as
+// an escape such as \u202e, so that no text from the server can realign
+// a table or reorder what it shows. The API refuses them in resource
+// names and descriptions; outputs a task records (progress messages,
+// errors, created resources) may still hold them.
+func cellText(s string) string {
+	special := func(c rune) bool { return unicode.In(c, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) }
+	if !strings.ContainsFunc(s, special) {
+		return s
+	}
+	var b strings.Builder
+	for _, c := range s {
+		if special(c) {
+			fmt.Fprintf(&b, "\\u%04x", c)
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // timeText shows a timestamp in local time, to the second, or "-".

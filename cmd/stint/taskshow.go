@@ -50,7 +50,7 @@ func showTask(w io.Writer, t *apiv1.Task) {
 	tw := newTable(w)
 	field := func(name, value string) {
 		if value != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", name, value)
+			fmt.Fprintf(tw, "%s:\t%s\n", name, cellText(value))
 		}
 	}
 	field("ID", t.ID.String())
