@@ -123,6 +123,10 @@ type PurgeResult struct {
 // PurgeBatch is how many tasks stint.purge deletes in one transaction.
 const PurgeBatch = 1000
 
+// PurgeResource is the resource every stint.purge task holds exclusively,
+// however it was dispatched, so that two purges never run at once.
+const PurgeResource = "stint:purge"
+
 // Purge is the built-in task stint.purge: it deletes the final tasks in
 // args.States that finished before args.FinishedBefore, PurgeBatch at a
 // time, each batch in its own short transaction, reporting progress, until
@@ -156,14 +160,16 @@ func Purge(ctx context.Context, run *Run, args PurgeArgs) (PurgeResult, error) {
 }
 
 // registerBuiltins registers the built-in task types: stint.noop,
-// stint.sleep and stint.purge run in the worker's process;
+// stint.sleep and stint.purge run in the worker's process (stint.purge,
+// which deletes every user's tasks, is for admins only and holds
+// PurgeResource);
 // stint.process.noop and stint.process.sleep are the same as stint.noop and
 // stint.sleep in a child process each (InChildProcess), for tests and
 // benchmarks of process isolation.
 func registerBuiltins(reg *Registry) {
 	Register(reg, "stint.noop", Noop)
 	Register(reg, "stint.sleep", Sleep)
-	Register(reg, "stint.purge", Purge)
+	Register(reg, "stint.purge", Purge, AdminOnly(), WithExclusiveResources(PurgeResource))
 	Register(reg, "stint.process.noop", Noop, InChildProcess())
 	Register(reg, "stint.process.sleep", Sleep, InChildProcess())
 }

@@ -157,7 +157,9 @@ func (c *Client) prepare(r DispatchRequest, index int) (store.NewTask, error) {
 	if err := tt.decode(args); err != nil {
 		return nt, bad("args", "do not fit task %s: %v", r.Name, err)
 	}
-	exclusive, shared, rerr := normalizeResources(r.ExclusiveResources, r.SharedResources)
+	// The type's own resources come after the request's, so that an error
+	// names the request's resources by their index in its list.
+	exclusive, shared, rerr := normalizeResources(append(slices.Clip(r.ExclusiveResources), tt.opts.exclusive...), r.SharedResources)
 	if rerr != nil {
 		return nt, bad(rerr.field, "%s", rerr.msg)
 	}

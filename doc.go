@@ -27,7 +27,9 @@
 // The function must return soon after ctx is canceled.
 //
 // Options of Register set a task type's timeout (WithTimeout), its cleanup
-// hook for canceled or dropped runs (WithCleanup), and its isolation. By
+// hook for canceled or dropped runs (WithCleanup), resources every task of
+// the type holds (WithExclusiveResources), whether only admins may dispatch
+// it over the API (AdminOnly, as stint.purge), and its isolation. By
 // default a task runs in a goroutine of the worker. With InChildProcess each
 // task runs in a child process: the worker executes its own binary again,
 // kills the child when the task is canceled or times out and does not stop

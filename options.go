@@ -2,11 +2,14 @@ package stint
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"time"
 )
 
 // TaskOption configures a task type at Register: its isolation, its
-// timeout and its cleanup hook.
+// timeout, its cleanup hook, who may dispatch it over the API and the
+// resources every task of the type holds.
 type TaskOption func(*taskOptions)
 
 // taskOptions are the settings of one task type.
@@ -17,6 +20,10 @@ type taskOptions struct {
 	timeout time.Duration
 	// cleanup undoes what a canceled or dropped run created.
 	cleanup CleanupFunc
+	// adminOnly: only admins dispatch it (see AdminOnly).
+	adminOnly bool
+	// exclusive are resources every task of the type holds exclusively.
+	exclusive []string
 }
 
 // CleanupFunc undoes what a run created. It gets the run's
@@ -42,6 +49,31 @@ func WithTimeout(d time.Duration) TaskOption {
 		panic("stint: WithTimeout needs a positive duration")
 	}
 	return func(o *taskOptions) { o.timeout = d }
+}
+
+// AdminOnly marks a task type that acts on other users' data, such as the
+// built-in stint.purge: only an admin may dispatch it through the HTTP API,
+// directly or in a group (a user gets 403), and a running task may
+// dispatch it as a child (Run.Dispatch) only when the running task has no
+// owner or its owner is an admin user. Client.Dispatch and
+// postgres.DispatchTx do not check it: what an application dispatches
+// itself is its own business.
+func AdminOnly() TaskOption {
+	return func(o *taskOptions) { o.adminOnly = true }
+}
+
+// WithExclusiveResources makes every task of the type hold these
+// resources exclusively, besides those its dispatch asks for, however it is
+// dispatched: stint.purge holds PurgeResource, so that two purges never run
+// at once. Each must be a valid resource name (Register panics otherwise).
+func WithExclusiveResources(resources ...string) TaskOption {
+	for _, r := range resources {
+		if msg := resourceProblem(r); msg != "" {
+			panic(fmt.Sprintf("stint: WithExclusiveResources(%q): %s", r, msg))
+		}
+	}
+	resources = slices.Clone(resources)
+	return func(o *taskOptions) { o.exclusive = append(o.exclusive, resources...) }
 }
 
 // WithCleanup sets the cleanup hook of the task type: when a run ends

@@ -59,7 +59,9 @@ type TaskFunc[A, R any] func(ctx context.Context, run *Run, args A) (R, error)
 // once) and when the task runs. The result is encoded as JSON.
 //
 // Options set the task type's isolation (InChildProcess), timeout
-// (WithTimeout) and cleanup hook (WithCleanup).
+// (WithTimeout), cleanup hook (WithCleanup), who may dispatch it over the
+// API (AdminOnly) and the resources each of its tasks holds
+// (WithExclusiveResources).
 //
 // Register panics if name is malformed or already registered: both are
 // programming errors, found at start-up.
@@ -141,6 +143,14 @@ func (reg *Registry) Names() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// RequiresAdmin reports whether the task type name was registered with
+// AdminOnly: the API lets only admins dispatch it. An unknown name does
+// not (dispatch refuses it anyway).
+func (reg *Registry) RequiresAdmin(name string) bool {
+	tt, ok := reg.lookup(name)
+	return ok && tt.opts.adminOnly
 }
 
 // hasCleanups reports whether a registered task type has a cleanup hook.

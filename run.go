@@ -3,6 +3,7 @@ package stint
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -88,7 +89,32 @@ func (r *Run) Dispatch(ctx context.Context, req DispatchRequest) (*Task, error) 
 	if req.TaskGroup == nil {
 		req.TaskGroup = r.task.TaskGroup
 	}
+	if err := r.client.childAllowed(ctx, req.Name, req.Owner); err != nil {
+		return nil, err
+	}
 	return r.client.Dispatch(ctx, req)
+}
+
+// childAllowed checks that a run whose task has owner may dispatch a
+// child of the named type: a type registered with AdminOnly needs a task
+// without owner (the application's own, or open mode's) or one whose
+// owner is an admin user now. Otherwise a user could have a task of its
+// own dispatch what the API refuses it.
+func (c *Client) childAllowed(ctx context.Context, name, owner string) error {
+	if owner == "" || !c.reg.RequiresAdmin(name) {
+		return nil
+	}
+	users, err := c.store.Users(ctx)
+	if err != nil {
+		return fmt.Errorf("stint: checking that %q may dispatch %s: %w", owner, name, err)
+	}
+	for _, u := range users {
+		if u.Name == owner && u.Role == store.RoleAdmin {
+			return nil
+		}
+	}
+	return &ValidationError{Index: -1, Field: "name",
+		Message: fmt.Sprintf("task %s is for admins only, and this task's owner %q is not an admin", name, owner)}
 }
 
 // WorkDir returns the task's own working directory, created on first use

@@ -198,6 +198,37 @@ func TestRunOutputs(t *testing.T) {
 	})
 }
 
+// TestTaskTypeResourcesAndAdminOnly: a task type's own resources are held
+// by each of its tasks however they are dispatched (the library included),
+// after those the request names; stint.purge holds stint:purge and is for
+// admins only.
+func TestTaskTypeResourcesAndAdminOnly(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		h := newHarness(t, eng)
+		purge := h.dispatch(stint.DispatchRequest{Name: "stint.purge", ExclusiveResources: []string{"z", "a"}, SharedResources: []string{stint.PurgeResource},
+			Args: stint.PurgeArgs{FinishedBefore: time.Now(), States: []store.State{store.StateCompleted}}})
+		if got := strings.Join(purge.ExclusiveResources, ","); got != "a,stint:purge,z" || len(purge.SharedResources) != 0 {
+			t.Errorf("a purge holds %s exclusively and %v shared, want a,stint:purge,z and none", got, purge.SharedResources)
+		}
+		if !h.reg.RequiresAdmin("stint.purge") || h.reg.RequiresAdmin("stint.noop") || h.reg.RequiresAdmin("no.such") {
+			t.Error("RequiresAdmin: only stint.purge is for admins")
+		}
+		// A request's resources keep their indexes in errors.
+		_, err := h.client.Dispatch(h.ctx, stint.DispatchRequest{Name: "stint.purge", ExclusiveResources: []string{"ok", ""},
+			Args: stint.PurgeArgs{FinishedBefore: time.Now(), States: []store.State{store.StateCompleted}}})
+		var ve *stint.ValidationError
+		if !errors.As(err, &ve) || ve.Field != "exclusive_resources[1]" {
+			t.Errorf("a bad resource of a purge: %v", err)
+		}
+	})
+	defer func() {
+		if recover() == nil {
+			t.Error("WithExclusiveResources accepted an empty resource")
+		}
+	}()
+	stint.WithExclusiveResources("")
+}
+
 func TestDispatchValidation(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
 		h := newHarness(t, eng)

@@ -44,6 +44,17 @@ func (p principal) mayCancel(policy CancelPolicy) bool {
 	return p.admin || policy == CancelOwner
 }
 
+// mayDispatch answers 403 when the principal may not dispatch a task of
+// the named type, one registered with stint.AdminOnly (stint.purge), and
+// reports whether to go on; field names the body's field in the detail.
+func (s *Server) mayDispatch(w http.ResponseWriter, r *http.Request, field, name string) bool {
+	if caller(r).admin || !s.cfg.Registry.RequiresAdmin(name) {
+		return true
+	}
+	writeError(w, http.StatusForbidden, "%s: task %s is for admins only: it acts on every user's tasks", field, name)
+	return false
+}
+
 // mayAccess reports whether the principal may see (and, by the cancel
 // policy, cancel) a task. A task it may not access does not exist for it:
 // 404, never 403, so that ids do not leak.

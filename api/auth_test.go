@@ -65,6 +65,7 @@ func TestPermissions(t *testing.T) {
 			want         [5]int // by callers: none, bad, alice, bob, admin
 		}
 		cancel := func(string) any { return apiv1.PatchTask{State: "canceled"} }
+		purgeBody := apiv1.DispatchTask{Name: "stint.purge", Args: json.RawMessage(`{"finished_before": "2020-01-01T00:00:00Z", "states": ["completed"]}`)}
 		endpoints := []endpoint{
 			{"POST", "/api/v1/tasks", func(string) any { return apiv1.DispatchTask{Name: "stint.noop"} }, [5]int{401, 401, 202, 202, 202}},
 			{"GET", "/api/v1/tasks", nil, [5]int{401, 401, 200, 200, 200}},
@@ -85,6 +86,15 @@ func TestPermissions(t *testing.T) {
 			// alice's task, canceled above, is deleted by alice: gone for the admin.
 			{"DELETE", task(aliceTask), nil, [5]int{401, 401, 204, 404, 404}},
 			{"POST", "/api/v1/tasks/purge", func(string) any { return apiv1.PurgeTasks{} }, [5]int{401, 401, 403, 403, 202}},
+			// A built-in task type that acts on every user's tasks is for
+			// admins however it is dispatched.
+			{"POST", "/api/v1/tasks", func(string) any { return purgeBody }, [5]int{401, 401, 403, 403, 202}},
+			{"POST", "/api/v1/tasks", func(string) any {
+				return apiv1.DispatchTask{Name: "stint.purge", Args: purgeBody.Args, Immediate: true, Deferred: ptr(false)}
+			}, [5]int{401, 401, 403, 403, 202}},
+			{"POST", "/api/v1/task-groups", func(string) any {
+				return apiv1.CreateTaskGroup{Tasks: &[]apiv1.DispatchTask{{Name: "stint.noop"}, purgeBody}}
+			}, [5]int{401, 401, 403, 403, 202}},
 			{"GET", "/api/v1/me", nil, [5]int{401, 401, 200, 200, 200}},
 			{"GET", "/api/v1/status", nil, [5]int{200, 200, 200, 200, 200}},
 			{"GET", "/api/v1/openapi.json", nil, [5]int{200, 200, 200, 200, 200}},
@@ -129,10 +139,12 @@ func TestPermissions(t *testing.T) {
 			want       map[string]int
 		}{
 			// Each: the waiting one (alice deleted hers) and one from the
-			// POST row; the admin's also the purge task.
+			// POST row; the admin's also the four purge tasks (POST
+			// /tasks/purge, POST /tasks, immediate, in a group) and the
+			// group's stint.noop.
 			{"alice", "", map[string]int{"alice": 1}},
 			{"bob", "", map[string]int{"bob": 2}},
-			{"admin", "", map[string]int{"alice": 1, "bob": 2, "root": 2}},
+			{"admin", "", map[string]int{"alice": 1, "bob": 2, "root": 6}},
 			{"alice", "?owner=bob", map[string]int{}},
 			{"alice", "?owner=alice", map[string]int{"alice": 1}},
 			{"admin", "?owner=bob", map[string]int{"bob": 2}},
@@ -147,6 +159,76 @@ func TestPermissions(t *testing.T) {
 			t.Errorf("workers as admin: %+v", workers)
 		}
 	})
+}
+
+// TestAdminOnlyTaskTypes: stint.purge acts on every user's tasks, so only
+// an admin dispatches it, directly, in a group, or as the child of a task
+// the admin owns; and every stint.purge holds stint:purge, however it was
+// dispatched, so that two never run at once.
+func TestAdminOnlyTaskTypes(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		a := newAuthEnv(t, eng, api.Config{})
+		args := json.RawMessage(`{"finished_before": "2020-01-01T00:00:00Z", "states": ["completed"]}`)
+		purge := apiv1.DispatchTask{Name: "stint.purge", Args: args}
+		for _, c := range []struct {
+			path   string
+			body   any
+			detail string
+		}{
+			{"/api/v1/tasks", purge, "name: task stint.purge is for admins only"},
+			{"/api/v1/tasks", apiv1.DispatchTask{Name: "stint.purge", Args: args, Immediate: true}, "name: task stint.purge is for admins only"},
+			{"/api/v1/task-groups", apiv1.CreateTaskGroup{Tasks: &[]apiv1.DispatchTask{{Name: "stint.noop"}, purge}}, "tasks[1].name: task stint.purge is for admins only"},
+		} {
+			if got := a.by["alice"].do("POST", c.path, c.body); got.status != 403 || !strings.HasPrefix(got.detail(), c.detail) {
+				t.Errorf("alice: POST %s %s: %d %s, want 403 %q", c.path, mustJSON(c.body), got.status, got.body, c.detail)
+			}
+		}
+		var groups apiv1.Page[apiv1.TaskGroup]
+		if a.by["alice"].must("GET", "/api/v1/task-groups", nil, 200, &groups); groups.Count != 0 {
+			t.Errorf("a refused group was created: %+v", groups)
+		}
+
+		// The admin's purge holds stint:purge beside what it asked for, and
+		// the next purge waits for it.
+		admin := a.by["admin"]
+		first := admin.dispatch(apiv1.DispatchTask{Name: "stint.purge", Args: args, ExclusiveResources: []string{"x"}})
+		if tk := admin.task(first); strings.Join(tk.ExclusiveResources, ",") != "stint:purge,x" || tk.Owner != "root" {
+			t.Fatalf("the admin's purge: %+v", tk)
+		}
+		var ref apiv1.TaskRef
+		admin.must("POST", "/api/v1/tasks/purge", apiv1.PurgeTasks{}, 202, &ref)
+		second := admin.task(mustRef(t, ref.Task))
+		if second.BlockedBy == nil || len(*second.BlockedBy) != 1 || (*second.BlockedBy)[0].Task != apiv1.TaskHref(first) ||
+			(*second.BlockedBy)[0].Resource != "stint:purge" {
+			t.Fatalf("the second purge is blocked by %+v, want the first on stint:purge", second.BlockedBy)
+		}
+
+		// A child has its parent's owner: alice's task cannot dispatch a
+		// purge, the admin's can.
+		a.startWorker("w1")
+		spawn := apiv1.DispatchTask{Name: "test.spawn", Args: json.RawMessage(`{"name": "stint.purge", "args": ` + string(args) + `}`)}
+		refused := a.by["alice"].waitState(a.by["alice"].dispatch(spawn), "failed")
+		if refused.Error == nil || !strings.Contains(refused.Error.Description, "name: task stint.purge is for admins only") || len(refused.ChildTasks) != 0 {
+			t.Errorf("alice's task dispatching a purge: %+v, %+v", refused.Error, refused.ChildTasks)
+		}
+		spawned := admin.waitState(admin.dispatch(spawn), "completed")
+		if len(spawned.ChildTasks) != 1 {
+			t.Fatalf("the admin's task dispatching a purge: %+v %s", spawned.ChildTasks, spawned.Result)
+		}
+		child := admin.task(mustRef(t, spawned.ChildTasks[0]))
+		if child.Name != "stint.purge" || child.Owner != "root" || strings.Join(child.ExclusiveResources, ",") != "stint:purge" {
+			t.Errorf("the child purge: %+v", child)
+		}
+	})
+}
+
+func mustRef(t *testing.T, href string) uuid.UUID {
+	t.Helper()
+	id, err := apiv1.ParseTaskRef(href)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 // TestCancelPermissions checks who may cancel under both cancel policies.

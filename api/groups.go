@@ -35,6 +35,8 @@ func (s *Server) createTaskGroup(w http.ResponseWriter, r *http.Request) {
 			case t.Immediate || t.Deferred != nil:
 				writeError(w, http.StatusBadRequest, "tasks[%d].immediate: a group's tasks are dispatched for workers; immediate and deferred are not allowed here", i)
 				return
+			case !s.mayDispatch(w, r, fmt.Sprintf("tasks[%d].name", i), t.Name):
+				return
 			}
 			req.Tasks[i] = s.dispatchRequest(r, t)
 		}

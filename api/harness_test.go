@@ -109,6 +109,17 @@ func newEnv(tb testing.TB, eng enginetest.Engine, cfg api.Config) *env {
 		}
 		return ids, nil
 	})
+	// test.spawn dispatches one child of the name and args it is given.
+	stint.Register(reg, "test.spawn", func(ctx context.Context, run *stint.Run, a struct {
+		Name string          `json:"name"`
+		Args json.RawMessage `json:"args"`
+	}) (uuid.UUID, error) {
+		child, err := run.Dispatch(ctx, stint.DispatchRequest{Name: a.Name, Args: a.Args})
+		if err != nil {
+			return uuid.Nil, err
+		}
+		return child.ID, nil
+	})
 	cfg.Store, cfg.Registry, cfg.Engine, cfg.Version = st, reg, eng.Name, "test"
 	logs, secrets := &syncbuf.Buffer{}, &secretSet{set: map[string]bool{}}
 	if cfg.Logger == nil {

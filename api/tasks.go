@@ -20,7 +20,7 @@ import (
 // are free, so that it is final when the answer leaves.
 func (s *Server) dispatchTask(w http.ResponseWriter, r *http.Request) {
 	var body apiv1.DispatchTask
-	if !s.decodeBody(w, r, &body) {
+	if !s.decodeBody(w, r, &body) || !s.mayDispatch(w, r, "name", body.Name) {
 		return
 	}
 	deferred := body.Deferred == nil || *body.Deferred
@@ -212,9 +212,10 @@ func (s *Server) deleteTask(w http.ResponseWriter, r *http.Request) {
 // when the body names no time.
 const DefaultPurgeAge = 30 * 24 * time.Hour
 
-// PurgeResource is the exclusive resource of every stint.purge task that
-// the API or the CLI's retention dispatches, so that two never run at once.
-const PurgeResource = "stint:purge"
+// PurgeResource is the exclusive resource of every stint.purge task, so
+// that two never run at once: the task type's own (stint.PurgeResource),
+// held however the task is dispatched.
+const PurgeResource = stint.PurgeResource
 
 // purgeTasks is POST /tasks/purge: admins dispatch stint.purge, which
 // deletes finished tasks in batches; 202 with its href.
@@ -255,7 +256,7 @@ func (s *Server) purgeTasks(w http.ResponseWriter, r *http.Request) {
 		args.States = append(args.States, store.State(st))
 	}
 	task, err := s.client.Dispatch(r.Context(), stint.DispatchRequest{
-		Name: "stint.purge", Args: args, ExclusiveResources: []string{PurgeResource}, Owner: caller(r).user,
+		Name: "stint.purge", Args: args, Owner: caller(r).user, // the type holds PurgeResource
 	})
 	if s.refuseDispatch(w, r, err) {
 		return
