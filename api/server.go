@@ -49,6 +49,12 @@ type Config struct {
 	// the first user exists. The CLI sets it only on a loopback address or
 	// with --insecure-no-auth.
 	AllowOpen bool
+	// OpenAnyHost lets open mode answer requests addressed to any name
+	// (the CLI's --insecure-no-auth). Without it, an open server answers
+	// requests without a token only when their Host is a loopback name or
+	// address (localhost, 127.0.0.0/8, [::1]), so that a web page whose
+	// name was rebound to 127.0.0.1 (DNS rebinding) gets 403.
+	OpenAnyHost bool
 	// CancelPolicy says who may cancel a task: CancelOwner (the default:
 	// its owner or an admin) or CancelAdminOnly.
 	CancelPolicy CancelPolicy
@@ -146,7 +152,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET "+ui.Prefix, ui.Handler())
 	mux.Handle("GET /ui", http.RedirectHandler(ui.Prefix, http.StatusMovedPermanently))
 	mux.Handle("GET /{$}", http.RedirectHandler(ui.Prefix, http.StatusFound))
-	return s.recoverPanics(trimTrailingSlash(mux))
+	return s.recoverPanics(s.guard(trimTrailingSlash(mux)))
 }
 
 // trimTrailingSlash serves /path/ as /path: the API accepts both.

@@ -61,6 +61,7 @@ func (p *apiProcess) request(t *testing.T, method, path, body string, want int, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
