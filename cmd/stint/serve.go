@@ -163,7 +163,7 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 	srv, err := api.New(api.Config{
 		Store: st, Registry: reg, Engine: target.engine, Version: version,
 		MaxBodyBytes: f.maxBody, Metrics: m, Logger: log,
-		AllowOpen: loopback || f.insecureOpen, CancelPolicy: policy, MissingAfter: f.missingAfter,
+		AllowOpen: loopback || f.insecureOpen, OpenAnyHost: f.insecureOpen, CancelPolicy: policy, MissingAfter: f.missingAfter,
 	})
 	if err != nil {
 		return err
