@@ -26,6 +26,9 @@ type Task struct {
 	// Reason is the description of its error, if any: for a dropped
 	// task, why its worker was found lost.
 	Reason string
+	// ErrorKind is the kind of its error, if any: for a dropped task,
+	// worker-lost, shutdown or claim-lost.
+	ErrorKind string
 }
 
 // Event is a row of chaos_log: a run of a task logged that it entered or
@@ -55,16 +58,33 @@ type Dispatch struct {
 const (
 	Kill = "kill" // SIGKILL
 	Stop = "stop" // SIGSTOP, then SIGCONT after longer than the missing timeout
+	// Cut: every connection between the worker and PostgreSQL was cut
+	// (closed both ways) at once; the worker lives on and connects again.
+	// Its database session ended, so its running tasks may be dropped
+	// (found lost by their session) or complete (it reopened its session
+	// first): either is right, but a drop must come within the deadline.
+	Cut = "cut"
+	// Silence: every connection of the worker went silent (black-holed,
+	// no FIN) until Resumed, longer than the missing timeout; the ones
+	// that lost bytes stay silent for good. As for a Stop, its running
+	// tasks must end dropped.
+	Silence = "silence"
 )
+
+// ClaimLostKind is the error kind of a task that its worker gave up
+// because the answer of the claim that took it was lost (the connection
+// failed after the claim committed): it never ran.
+const ClaimLostKind = "claim-lost"
 
 // Loss is a worker the check killed or stopped.
 type Loss struct {
 	Worker string
-	Kind   string    // Kill or Stop
+	Kind   string    // Kill, Stop, Cut or Silence
 	Before time.Time // the database's clock just before the signal
 	After  time.Time // the database's clock just after it
-	// Resumed is the database's clock just before SIGCONT (a Stop only):
-	// what the worker claims from then on is not lost.
+	// Resumed is the database's clock just before SIGCONT (a Stop) or
+	// just before the network came back (a Silence): what the worker
+	// claims from then on is not lost.
 	Resumed time.Time
 }
 
@@ -104,7 +124,15 @@ type Limits struct {
 	// InFlight: a statement a worker sent just before it was lost may
 	// still commit this long after.
 	InFlight time.Duration
+	// CallTimeout bounds each store call of a worker (default
+	// DefaultCallTimeout): a claim whose answer was lost in a fault is
+	// given up at the first heartbeat after it.
+	CallTimeout time.Duration
 }
+
+// DefaultCallTimeout is the default of Limits.CallTimeout, the workers'
+// own default bound on a store call.
+const DefaultCallTimeout = 10 * time.Second
 
 // Kind names the invariant a violation breaks.
 type Kind string
@@ -143,6 +171,15 @@ const (
 	// Blocked: queue entries or repairs of the safety net remained: work
 	// was blocked with its resources free.
 	Blocked Kind = "blocked"
+	// Reclaimed: a started task's attempt is not 1, so it was claimed
+	// more than once. Nothing in Stint legitimately claims a task twice
+	// today: a claim takes only waiting tasks, and no transition leads a
+	// task that started back to waiting (retries, running→scheduled, are
+	// not built yet; when they are, the claims they explain are to be
+	// allowed here). So any other attempt is a claim that should not have
+	// happened, even when no run of the earlier claim logged anything (a
+	// claim whose answer was lost, say).
+	Reclaimed Kind = "reclaimed"
 )
 
 // Violation is one broken invariant, with a message naming the tasks and
@@ -172,6 +209,10 @@ type Report struct {
 	// OutageDrops counts tasks of live workers dropped during or after an
 	// outage at least as long as the missing timeout: expected then.
 	OutageDrops int
+	// Cuts and Silences count the network faults (Loss kinds Cut and
+	// Silence); ClaimsLost the tasks given up because the answer of their
+	// claim was lost in a fault (ErrorKind claim-lost).
+	Cuts, Silences, ClaimsLost int
 	// Compared counts the pairs of conflicting intervals compared.
 	Compared int
 	// MaxOverlap is the longest overlap of conflicting intervals found
@@ -194,10 +235,11 @@ func (r *Report) Count(k Kind) int {
 // Summary is a one-line account of the counts.
 func (r *Report) Summary() string {
 	return fmt.Sprintf("tasks %d (completed %d, dropped %d, other %d), runs %d, kills %d, stops %d, restarts %d, "+
-		"tasks of lost workers %d, retried dispatches %d (duplicates %d), pairs compared %d, max overlap %v, violations %d",
+		"network cuts %d, silences %d, tasks of lost workers %d, claims lost %d, retried dispatches %d (duplicates %d), "+
+		"pairs compared %d, max overlap %v, violations %d",
 		r.Tasks, r.States["completed"], r.States["dropped"], r.Tasks-r.States["completed"]-r.States["dropped"],
-		r.Runs, r.Kills, r.Stops, r.Restarts, r.LostTasks, r.Retried, r.Duplicates, r.Compared, r.MaxOverlap,
-		len(r.Violations))
+		r.Runs, r.Kills, r.Stops, r.Restarts, r.Cuts, r.Silences, r.LostTasks, r.ClaimsLost, r.Retried, r.Duplicates,
+		r.Compared, r.MaxOverlap, len(r.Violations))
 }
 
 // finalStates are the states nothing leaves (DESIGN §2).
@@ -222,6 +264,9 @@ type run struct {
 // task of a lost worker ended dropped within the timeout, and nothing
 // remained blocked. It is a pure function of h and lim.
 func Check(h History, lim Limits) Report {
+	if lim.CallTimeout <= 0 {
+		lim.CallTimeout = DefaultCallTimeout
+	}
 	c := checker{h: h, lim: lim, byID: make(map[uuid.UUID]*Task, len(h.Tasks))}
 	c.rep.States = map[string]int{}
 	c.rep.Tasks = len(h.Tasks)
@@ -232,6 +277,10 @@ func Check(h History, lim Limits) Report {
 		if !finalStates[t.State] {
 			c.fail(NotFinal, "task %s (seq %d) ended the run %s", t.ID, t.Seq, t.State)
 		}
+		if !t.StartedAt.IsZero() && t.Attempt != 1 {
+			c.fail(Reclaimed, "task %s (seq %d, %s on %q) started with attempt %d: it was claimed %d times, and nothing claims a task twice",
+				t.ID, t.Seq, t.State, t.Worker, t.Attempt, t.Attempt)
+		}
 	}
 	for _, l := range h.Losses {
 		switch l.Kind {
@@ -239,6 +288,10 @@ func Check(h History, lim Limits) Report {
 			c.rep.Kills++
 		case Stop:
 			c.rep.Stops++
+		case Cut:
+			c.rep.Cuts++
+		case Silence:
+			c.rep.Silences++
 		}
 	}
 	c.rep.Restarts = len(h.Outages)
@@ -542,8 +595,11 @@ func (c *checker) losses() {
 			if t.Worker != l.Worker || t.StartedAt.IsZero() {
 				continue
 			}
-			if l.Kind == Stop && !t.StartedAt.Before(l.Resumed) {
+			if (l.Kind == Stop || l.Kind == Silence) && !t.StartedAt.Before(l.Resumed) {
 				continue // claimed after it was resumed
+			}
+			if l.Kind == Cut && t.StartedAt.After(l.After.Add(c.lim.InFlight)) {
+				continue // claimed after the cut, on a new connection
 			}
 			if !t.FinishedAt.IsZero() && !t.FinishedAt.After(l.Before) {
 				continue // ended before the loss
@@ -552,8 +608,14 @@ func (c *checker) losses() {
 			if !lost && !t.FinishedAt.IsZero() && !t.FinishedAt.After(cutoff) {
 				continue // its outcome was in flight when the worker was lost
 			}
+			if l.Kind == Cut && !lost {
+				continue // the worker lives on: its run may well have completed
+			}
 			c.rep.LostTasks++
 			explained[t.ID] = true
+			if t.ErrorKind == ClaimLostKind {
+				c.rep.ClaimsLost++
+			}
 			switch {
 			case !lost:
 				c.fail(NotDropped, "task %s ran on %s, %s at %s, and ended %s at %s", t.ID, l.Worker, verb(l.Kind), ts(l.Before), t.State, ts(t.FinishedAt))
@@ -571,8 +633,27 @@ func (c *checker) losses() {
 			c.rep.OutageDrops++
 			continue
 		}
+		if t.ErrorKind == ClaimLostKind && c.claimLostInOutage(t) {
+			c.rep.ClaimsLost++
+			continue
+		}
 		c.fail(DroppedAlive, "task %s was dropped at %s, but its worker %s was neither killed nor stopped (%s)", t.ID, ts(t.FinishedAt), t.Worker, t.Reason)
 	}
+}
+
+// claimLostInOutage reports whether a task given up because its claim's
+// answer was lost was claimed during an outage of PostgreSQL (the claim
+// committed just before the server went down, its answer lost with the
+// connection) and given up within the call timeout, the missing timeout
+// and the slack after the outage.
+func (c *checker) claimLostInOutage(t Task) bool {
+	for _, o := range c.h.Outages {
+		if !t.StartedAt.Before(o.From.Add(-c.lim.InFlight)) && !t.StartedAt.After(o.To) &&
+			!t.FinishedAt.After(o.To.Add(c.lim.CallTimeout+c.lim.MissingAfter+c.lim.Slack)) {
+			return true
+		}
+	}
+	return false
 }
 
 // longOutageBefore reports whether an outage at least as long as the
@@ -589,8 +670,13 @@ func (c *checker) longOutageBefore(at time.Time) bool {
 }
 
 func verb(kind string) string {
-	if kind == Stop {
+	switch kind {
+	case Stop:
 		return "stopped"
+	case Cut:
+		return "cut off"
+	case Silence:
+		return "silenced"
 	}
 	return "killed"
 }

@@ -180,7 +180,44 @@ func TestCheckCatchesViolations(t *testing.T) {
 		}, []Kind{RanTwice}},
 		{"claimed twice", func(h *history) {
 			h.task("E").Attempt = 2
-		}, []Kind{RanTwice}},
+		}, []Kind{RanTwice, Reclaimed}},
+		{"claimed twice, the first claim's run logging nothing", func(h *history) {
+			h.task("E").Attempt = 2
+			h.event("E", "enter").Attempt = 2
+			h.event("E", "exit").Attempt = 2
+		}, []Kind{Reclaimed}},
+		{"a cut worker's task dropped", func(h *history) {
+			h.Losses[0].Kind = Cut
+		}, nil},
+		{"a cut worker's task completed", func(h *history) {
+			h.Losses[0].Kind = Cut
+			d := h.task("D")
+			d.State = "completed"
+			h.Events = append(h.Events, Event{Task: d.ID, Attempt: 1, Run: h.event("D", "enter").Run, Event: "exit", At: at(3400)})
+		}, nil},
+		{"a cut worker's task dropped late", func(h *history) {
+			h.Losses[0].Kind = Cut
+			h.task("D").FinishedAt = at(7000)
+		}, []Kind{LateDrop}},
+		{"a silenced worker's task completed", func(h *history) {
+			h.Losses[0].Kind, h.Losses[0].Resumed = Silence, at(5000)
+			d := h.task("D")
+			d.State = "completed"
+			h.Events = append(h.Events, Event{Task: d.ID, Attempt: 1, Run: h.event("D", "enter").Run, Event: "exit", At: at(3400)})
+		}, []Kind{NotDropped}},
+		{"a claim lost in an outage", func(h *history) {
+			e := h.task("E")
+			e.State, e.ErrorKind, e.FinishedAt = "dropped", ClaimLostKind, at(1500)
+			h.removeEvent("E", "exit")
+			h.removeEvent("E", "enter")
+			h.Outages = []Outage{{From: at(39), To: at(600)}}
+		}, nil},
+		{"a claim lost without a fault", func(h *history) {
+			e := h.task("E")
+			e.State, e.ErrorKind, e.FinishedAt = "dropped", ClaimLostKind, at(1500)
+			h.removeEvent("E", "exit")
+			h.removeEvent("E", "enter")
+		}, []Kind{DroppedAlive}},
 		{"completed without its run's exit", func(h *history) {
 			h.removeEvent("E", "exit")
 		}, []Kind{Fence}},

@@ -208,17 +208,27 @@ func randomTask(rng *rand.Rand, resources []string) stint.DispatchRequest {
 
 func loadTasks(ctx context.Context, t *testing.T, st *postgres.Store) []chaos.Task {
 	t.Helper()
-	rows, err := st.Pool().Query(ctx, `SELECT id, seq, state, exclusive_resources, shared_resources,
-		coalesce(started_at, 'epoch'), coalesce(finished_at, 'epoch') FROM stint_tasks ORDER BY seq`)
+	rows, err := st.Pool().Query(ctx, `SELECT id, seq, state, attempt, coalesce(worker, ''), exclusive_resources, shared_resources,
+		started_at, finished_at, coalesce(error->>'description', '') FROM stint_tasks ORDER BY seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	var out []chaos.Task
 	for rows.Next() {
-		var r chaos.Task
-		if err := rows.Scan(&r.ID, &r.Seq, &r.State, &r.Exclusive, &r.Shared, &r.StartedAt, &r.FinishedAt); err != nil {
+		var (
+			r                 chaos.Task
+			started, finished *time.Time
+		)
+		if err := rows.Scan(&r.ID, &r.Seq, &r.State, &r.Attempt, &r.Worker, &r.Exclusive, &r.Shared,
+			&started, &finished, &r.Reason); err != nil {
 			t.Fatal(err)
+		}
+		if started != nil {
+			r.StartedAt = *started
+		}
+		if finished != nil {
+			r.FinishedAt = *finished
 		}
 		out = append(out, r)
 	}
