@@ -20,8 +20,20 @@ import (
 const keepAliveInterval = 15 * time.Second
 
 // subscriberBuffer is how many events a stream may fall behind before it
-// is ended; its client reconnects and re-reads the tasks it follows.
+// is ended; its client reconnects and re-reads the tasks it follows. The
+// queue grows as events come, up to this, and shrinks when it empties: an
+// idle stream holds none.
 const subscriberBuffer = 4096
+
+// streamWriteTimeout bounds each write of an event stream: a client that
+// stops reading is cut off after it, whatever the server's write timeout.
+const streamWriteTimeout = 30 * time.Second
+
+// Defaults of the limits on event streams.
+const (
+	DefaultMaxEventStreams        = 512
+	DefaultMaxEventStreamsPerUser = 64
+)
 
 // hub fans the store's task changes out to the open event streams. It
 // reads the changed tasks once per batch of changes, and only when some
@@ -33,8 +45,11 @@ type hub struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu   sync.Mutex
-	subs map[*subscriber]struct{}
+	maxStreams, maxPerUser int
+
+	mu     sync.Mutex
+	subs   map[*subscriber]struct{}
+	byUser map[string]int // open streams per user ("" for open mode's anonymous admin)
 }
 
 // subscriber is one open event stream and what it follows: the tasks and
@@ -44,9 +59,54 @@ type subscriber struct {
 	viewer principal
 	tasks  map[uuid.UUID]bool
 	groups map[uuid.UUID]bool
-	events chan apiv1.TaskEvent
+	ready  chan struct{} // signaled when the queue holds something
 	ended  chan struct{} // closed when the hub ends the stream
 	once   sync.Once
+
+	mu     sync.Mutex
+	queue  []apiv1.TaskEvent // what the stream has yet to write
+	resync bool              // changes may have been lost: tell the client first
+}
+
+// push queues an event; a stream that fell subscriberBuffer events behind
+// is ended (its client reconnects and re-reads).
+func (s *subscriber) push(ev apiv1.TaskEvent) {
+	s.mu.Lock()
+	full := len(s.queue) >= subscriberBuffer
+	if !full {
+		s.queue = append(s.queue, ev)
+	}
+	s.mu.Unlock()
+	if full {
+		s.end()
+		return
+	}
+	s.signal()
+}
+
+// lost says that changes may have been lost: the events queued are
+// dropped, since the client re-reads everything they would have told.
+func (s *subscriber) lost() {
+	s.mu.Lock()
+	s.queue, s.resync = nil, true
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *subscriber) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what the stream has to write, emptying its queue.
+func (s *subscriber) take() (events []apiv1.TaskEvent, resync bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	events, resync = s.queue, s.resync
+	s.queue, s.resync = nil, false
+	return events, resync
 }
 
 func (s *subscriber) all() bool { return len(s.tasks) == 0 && len(s.groups) == 0 }
@@ -60,9 +120,10 @@ func (s *subscriber) wants(t *store.Task) bool {
 
 func (s *subscriber) end() { s.once.Do(func() { close(s.ended) }) }
 
-func newHub(st store.Store, log *slog.Logger) *hub {
+func newHub(st store.Store, log *slog.Logger, maxStreams, maxPerUser int) *hub {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &hub{store: st, log: log, ctx: ctx, cancel: cancel, done: make(chan struct{}), subs: map[*subscriber]struct{}{}}
+	return &hub{store: st, log: log, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		maxStreams: maxStreams, maxPerUser: maxPerUser, subs: map[*subscriber]struct{}{}, byUser: map[string]int{}}
 }
 
 func (h *hub) start() error {
@@ -73,6 +134,10 @@ func (h *hub) start() error {
 	go func() {
 		defer close(h.done)
 		for batch := range changes {
+			if len(batch) == 0 {
+				h.resync()
+				continue
+			}
 			h.publish(batch)
 		}
 		h.mu.Lock()
@@ -89,22 +154,52 @@ func (h *hub) stop() {
 	<-h.done
 }
 
-func (h *hub) subscribe(viewer principal, tasks, groups map[uuid.UUID]bool) *subscriber {
-	s := &subscriber{viewer: viewer, tasks: tasks, groups: groups, events: make(chan apiv1.TaskEvent, subscriberBuffer), ended: make(chan struct{})}
+// errTooManyStreams is why subscribe refused a stream.
+type errTooManyStreams struct{ detail string }
+
+func (e errTooManyStreams) Error() string { return e.detail }
+
+// subscribe opens a stream for viewer, unless it would be one too many in
+// all or for viewer's user.
+func (h *hub) subscribe(viewer principal, tasks, groups map[uuid.UUID]bool) (*subscriber, error) {
+	s := &subscriber{viewer: viewer, tasks: tasks, groups: groups, ready: make(chan struct{}, 1), ended: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.ctx.Err() != nil {
 		s.end()
-		return s
+		return s, nil
+	}
+	if len(h.subs) >= h.maxStreams {
+		return nil, errTooManyStreams{fmt.Sprintf("this server has %d event streams open, its limit; try again later", len(h.subs))}
+	}
+	if h.byUser[viewer.user] >= h.maxPerUser {
+		return nil, errTooManyStreams{fmt.Sprintf("you have %d event streams open on this server, the limit per user; close one first", h.byUser[viewer.user])}
 	}
 	h.subs[s] = struct{}{}
-	return s
+	h.byUser[viewer.user]++
+	return s, nil
 }
 
 func (h *hub) unsubscribe(s *subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; !ok {
+		return
+	}
 	delete(h.subs, s)
+	if h.byUser[s.viewer.user]--; h.byUser[s.viewer.user] <= 0 {
+		delete(h.byUser, s.viewer.user)
+	}
+}
+
+// resync tells every stream that changes may have been lost.
+func (h *hub) resync() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.log.Info("task changes may have been lost; event streams told to re-read", "streams", len(h.subs))
+	for s := range h.subs {
+		s.lost()
+	}
 }
 
 // publish reads the tasks a batch of changes is about, if any stream wants
@@ -163,13 +258,8 @@ func (h *hub) publish(batch []store.TaskChange) {
 			ev.TaskGroup = &g
 		}
 		for _, s := range subs {
-			if !s.wants(t) {
-				continue
-			}
-			select {
-			case s.events <- ev:
-			default:
-				s.end() // too far behind: its client reconnects
+			if s.wants(t) {
+				s.push(ev)
 			}
 		}
 	}
@@ -215,15 +305,32 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	viewer := caller(r)
-	sub := s.events.subscribe(viewer, tasks, groups)
+	sub, err := s.events.subscribe(viewer, tasks, groups)
+	if err != nil {
+		s.log.Warn("event stream refused", "user", viewer.user, "reason", err)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, "%v", err)
+		return
+	}
 	defer s.events.unsubscribe(sub)
+	// The stream outlives the server's write timeout; each write has a
+	// deadline of its own instead.
+	rc := http.NewResponseController(w)
+	noWriteDeadline(w)
+	write := func(format string, a ...any) error {
+		rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) //nolint:errcheck // not every writer has deadlines
+		_, err := fmt.Fprintf(w, format, a...)
+		return err
+	}
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, ": connected\n\n")
+	if write(": connected\n\n") != nil {
+		return
+	}
 	flusher.Flush()
 
 	keepAlive := time.NewTicker(keepAliveInterval)
@@ -243,16 +350,22 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			continue // a store error is no reason to end the stream
 		case <-keepAlive.C:
-			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+			if write(": keep-alive\n\n") != nil {
 				return
 			}
-		case ev := <-sub.events:
-			data, err := json.Marshal(ev)
-			if err != nil {
+		case <-sub.ready:
+			events, resync := sub.take()
+			if resync && write("event: %s\ndata: {}\n\n", apiv1.EventResync) != nil {
 				return
 			}
-			if _, err := fmt.Fprintf(w, "event: %s\nid: %s\ndata: %s\n\n", apiv1.EventTask, ev.ID, data); err != nil {
-				return
+			for _, ev := range events {
+				data, err := json.Marshal(ev)
+				if err != nil {
+					return
+				}
+				if write("event: %s\nid: %s\ndata: %s\n\n", apiv1.EventTask, ev.ID, data) != nil {
+					return
+				}
 			}
 		}
 		flusher.Flush()

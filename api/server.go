@@ -63,6 +63,13 @@ type Config struct {
 	// run lost with the process is detected like any other. Default
 	// "{pid}@{hostname}", the default name of a worker in this process.
 	ImmediateWorker string
+	// MaxEventStreams bounds the event streams (GET /events) open at once
+	// on this server; one more is a 429. Default DefaultMaxEventStreams.
+	MaxEventStreams int
+	// MaxEventStreamsPerUser bounds the event streams one user (or open
+	// mode's anonymous admin) has open at once; default
+	// DefaultMaxEventStreamsPerUser.
+	MaxEventStreamsPerUser int
 }
 
 // Server serves the HTTP API. Create it with New, serve Handler, and call
@@ -93,6 +100,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxEventStreams <= 0 {
+		cfg.MaxEventStreams = DefaultMaxEventStreams
+	}
+	if cfg.MaxEventStreamsPerUser <= 0 {
+		cfg.MaxEventStreamsPerUser = DefaultMaxEventStreamsPerUser
+	}
 	if cfg.ImmediateWorker == "" {
 		cfg.ImmediateWorker = stint.DefaultWorkerName()
 	}
@@ -104,7 +117,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("api: CancelPolicy %q: must be %q or %q", cfg.CancelPolicy, CancelOwner, CancelAdminOnly)
 	}
 	s := &Server{cfg: cfg, client: stint.NewClient(cfg.Store, cfg.Registry), log: cfg.Logger}
-	s.events = newHub(cfg.Store, s.log)
+	s.events = newHub(cfg.Store, s.log, cfg.MaxEventStreams, cfg.MaxEventStreamsPerUser)
 	if err := s.events.start(); err != nil {
 		return nil, err
 	}

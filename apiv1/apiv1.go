@@ -314,6 +314,13 @@ type Me struct {
 // EventTask is the name (the SSE "event:" field) of task change events.
 const EventTask = "task"
 
+// EventResync is the name of the event that says that changes may have
+// been lost since the last event (the server's listener to the database
+// reconnected, or the stream fell behind): the client re-reads the tasks
+// it follows, then goes on reading the stream. Its data is an empty
+// object.
+const EventResync = "resync"
+
 // TaskEvent is the data of a task event on GET /events: the task's state,
 // group and progress after a change.
 type TaskEvent struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -33,6 +32,9 @@ type serverFlags struct {
 	insecureOpen bool
 	retain       time.Duration
 	missingAfter time.Duration
+	http         api.HTTPLimits
+	streams      int
+	userStreams  int
 }
 
 func (f *serverFlags) register(cmd *cobra.Command, migrateByDefault bool, defaultDB string) {
@@ -45,7 +47,19 @@ func (f *serverFlags) register(cmd *cobra.Command, migrateByDefault bool, defaul
 	fl.StringVar(&f.cancelPolicy, "cancel-policy", "owner", "who may cancel a task: owner (its owner and admins) or admin-only")
 	fl.BoolVar(&f.insecureOpen, "insecure-no-auth", false, "serve a non-loopback --addr even when no users exist, open to anyone who can reach it")
 	fl.DurationVar(&f.missingAfter, "missing-after", api.DefaultMissingAfter, "a worker silent this long is lost and its tasks dropped; use the same on every node")
+	httpLimitFlags(cmd, &f.http)
+	fl.IntVar(&f.streams, "max-event-streams", api.DefaultMaxEventStreams, "most event streams (GET /api/v1/events) open at once; one more is a 429")
+	fl.IntVar(&f.userStreams, "max-event-streams-per-user", api.DefaultMaxEventStreamsPerUser, "most event streams one user has open at once")
 	fl.DurationVar(&f.retain, "retain", 0, "purge final tasks that finished longer ago than this (e.g. 720h), every hour; 0 keeps them")
+}
+
+// httpLimitFlags registers the flags of the HTTP server's limits.
+func httpLimitFlags(cmd *cobra.Command, l *api.HTTPLimits) {
+	fl := cmd.Flags()
+	fl.DurationVar(&l.ReadTimeout, "read-timeout", api.DefaultReadTimeout, "longest a client may take to send a request, body included")
+	fl.DurationVar(&l.WriteTimeout, "write-timeout", api.DefaultWriteTimeout, "longest an answer may take to be written (event streams and immediate runs exempt)")
+	fl.DurationVar(&l.IdleTimeout, "idle-timeout", api.DefaultIdleTimeout, "close keep-alive connections idle this long")
+	fl.IntVar(&l.MaxConnections, "max-connections", api.DefaultMaxConnections, "most HTTP connections served at once; more wait until one closes")
 }
 
 // cancelPolicyValue translates --cancel-policy.
@@ -117,6 +131,12 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 	if err != nil {
 		return err
 	}
+	if err := f.http.Validate(); err != nil {
+		return err
+	}
+	if f.streams < 1 || f.userStreams < 1 {
+		return fmt.Errorf("--max-event-streams %d, --max-event-streams-per-user %d: must be at least 1", f.streams, f.userStreams)
+	}
 	if f.retain < 0 {
 		return fmt.Errorf("--retain %s: must be positive (or 0 to keep every task)", f.retain)
 	}
@@ -164,12 +184,13 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 		Store: st, Registry: reg, Engine: target.engine, Version: version,
 		MaxBodyBytes: f.maxBody, Metrics: m, Logger: log,
 		AllowOpen: loopback || f.insecureOpen, OpenAnyHost: f.insecureOpen, CancelPolicy: policy, MissingAfter: f.missingAfter,
+		MaxEventStreams: f.streams, MaxEventStreamsPerUser: f.userStreams,
 	})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	httpServer := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	httpServer := api.NewHTTPServer(srv.Handler(), f.http, log)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
@@ -208,7 +229,7 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := api.Serve(httpServer, ln, f.http); !errors.Is(err, http.ErrServerClosed) {
 			errs <- err
 		}
 	}()

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -92,8 +91,8 @@ func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln) //nolint:errcheck // ends with Close
+	srv := api.NewHTTPServer(mux, api.HTTPLimits{}, log)
+	go api.Serve(srv, ln, api.HTTPLimits{}) //nolint:errcheck // ends with Close
 	log.Info("serving metrics", "addr", "http://"+ln.Addr().String()+"/metrics")
 	return func() { srv.Close() }, nil //nolint:errcheck
 }
