@@ -70,6 +70,12 @@ type Config struct {
 	// mode's anonymous admin) has open at once; default
 	// DefaultMaxEventStreamsPerUser.
 	MaxEventStreamsPerUser int
+	// ImmediateSlots bounds the immediate tasks this server runs inline
+	// at once; beyond it a deferred one waits for a worker and one with
+	// deferred: false is a 429. Default DefaultImmediateSlots; negative
+	// for none (every immediate task is then dispatched for a worker, or
+	// refused).
+	ImmediateSlots int
 }
 
 // Server serves the HTTP API. Create it with New, serve Handler, and call
@@ -80,6 +86,9 @@ type Server struct {
 	log     *slog.Logger
 	events  *hub
 	handler http.Handler
+	// immediate holds a token per immediate task running inline; its
+	// capacity is Config.ImmediateSlots.
+	immediate chan struct{}
 }
 
 // New returns a server and starts its event hub, which listens to the
@@ -100,6 +109,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	switch {
+	case cfg.ImmediateSlots == 0:
+		cfg.ImmediateSlots = DefaultImmediateSlots
+	case cfg.ImmediateSlots < 0:
+		cfg.ImmediateSlots = 0
+	}
 	if cfg.MaxEventStreams <= 0 {
 		cfg.MaxEventStreams = DefaultMaxEventStreams
 	}
@@ -116,7 +131,7 @@ func New(cfg Config) (*Server, error) {
 	default:
 		return nil, fmt.Errorf("api: CancelPolicy %q: must be %q or %q", cfg.CancelPolicy, CancelOwner, CancelAdminOnly)
 	}
-	s := &Server{cfg: cfg, client: stint.NewClient(cfg.Store, cfg.Registry), log: cfg.Logger}
+	s := &Server{cfg: cfg, client: stint.NewClient(cfg.Store, cfg.Registry), log: cfg.Logger, immediate: make(chan struct{}, cfg.ImmediateSlots)}
 	s.events = newHub(cfg.Store, s.log, cfg.MaxEventStreams, cfg.MaxEventStreamsPerUser)
 	if err := s.events.start(); err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -39,9 +38,10 @@ func (s *Server) dispatchTask(w http.ResponseWriter, r *http.Request) {
 		err  error
 	)
 	if body.Immediate {
-		// The run must not end with the request: its outcome is recorded
-		// even if the client hangs up.
-		task, err = s.client.DispatchImmediate(context.WithoutCancel(r.Context()), req, s.cfg.ImmediateWorker, deferred)
+		// Inline in one of the node's immediate slots (api/immediate.go).
+		if task, err = s.dispatchImmediate(w, r, req, deferred); errors.Is(err, errAnswered) {
+			return
+		}
 	} else {
 		task, err = s.client.Dispatch(r.Context(), req)
 	}

@@ -35,6 +35,7 @@ type serverFlags struct {
 	http         api.HTTPLimits
 	streams      int
 	userStreams  int
+	immediate    int
 }
 
 func (f *serverFlags) register(cmd *cobra.Command, migrateByDefault bool, defaultDB string) {
@@ -48,6 +49,7 @@ func (f *serverFlags) register(cmd *cobra.Command, migrateByDefault bool, defaul
 	fl.BoolVar(&f.insecureOpen, "insecure-no-auth", false, "serve a non-loopback --addr even when no users exist, open to anyone who can reach it")
 	fl.DurationVar(&f.missingAfter, "missing-after", api.DefaultMissingAfter, "a worker silent this long is lost and its tasks dropped; use the same on every node")
 	httpLimitFlags(cmd, &f.http)
+	fl.IntVar(&f.immediate, "immediate-slots", api.DefaultImmediateSlots, "most immediate tasks this process runs inline at once; beyond, deferred ones wait for a worker and deferred: false is a 429; 0 runs none inline")
 	fl.IntVar(&f.streams, "max-event-streams", api.DefaultMaxEventStreams, "most event streams (GET /api/v1/events) open at once; one more is a 429")
 	fl.IntVar(&f.userStreams, "max-event-streams-per-user", api.DefaultMaxEventStreamsPerUser, "most event streams one user has open at once")
 	fl.DurationVar(&f.retain, "retain", 0, "purge final tasks that finished longer ago than this (e.g. 720h), every hour; 0 keeps them")
@@ -60,6 +62,15 @@ func httpLimitFlags(cmd *cobra.Command, l *api.HTTPLimits) {
 	fl.DurationVar(&l.WriteTimeout, "write-timeout", api.DefaultWriteTimeout, "longest an answer may take to be written (event streams and immediate runs exempt)")
 	fl.DurationVar(&l.IdleTimeout, "idle-timeout", api.DefaultIdleTimeout, "close keep-alive connections idle this long")
 	fl.IntVar(&l.MaxConnections, "max-connections", api.DefaultMaxConnections, "most HTTP connections served at once; more wait until one closes")
+}
+
+// immediateSlots translates --immediate-slots, where 0 is none, into
+// api.Config.ImmediateSlots, where 0 is the default.
+func immediateSlots(flag int) int {
+	if flag == 0 {
+		return -1
+	}
+	return flag
 }
 
 // cancelPolicyValue translates --cancel-policy.
@@ -137,6 +148,9 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 	if f.streams < 1 || f.userStreams < 1 {
 		return fmt.Errorf("--max-event-streams %d, --max-event-streams-per-user %d: must be at least 1", f.streams, f.userStreams)
 	}
+	if f.immediate < 0 {
+		return fmt.Errorf("--immediate-slots %d: must be 0 or more", f.immediate)
+	}
 	if f.retain < 0 {
 		return fmt.Errorf("--retain %s: must be positive (or 0 to keep every task)", f.retain)
 	}
@@ -184,7 +198,7 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 		Store: st, Registry: reg, Engine: target.engine, Version: version,
 		MaxBodyBytes: f.maxBody, Metrics: m, Logger: log,
 		AllowOpen: loopback || f.insecureOpen, OpenAnyHost: f.insecureOpen, CancelPolicy: policy, MissingAfter: f.missingAfter,
-		MaxEventStreams: f.streams, MaxEventStreamsPerUser: f.userStreams,
+		MaxEventStreams: f.streams, MaxEventStreamsPerUser: f.userStreams, ImmediateSlots: immediateSlots(f.immediate),
 	})
 	if err != nil {
 		return err
