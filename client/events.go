@@ -46,6 +46,11 @@ func (c *Client) Events(ctx context.Context, tasks, groups []uuid.UUID) (*EventS
 	return NewEventStream(resp.Body), nil
 }
 
+// ErrResync is what EventStream.Next returns when the server says that
+// changes may have been lost (an apiv1.EventResync event): the caller
+// re-reads the tasks it follows, then calls Next again; the stream goes on.
+var ErrResync = errors.New("events: changes may have been lost; re-read the tasks followed")
+
 // maxEventBytes bounds one event's data, so a broken peer cannot exhaust
 // memory. A variable for the tests.
 var maxEventBytes = 16 << 20
@@ -67,7 +72,8 @@ func NewEventStream(body io.ReadCloser) *EventStream {
 	return &EventStream{body: body, r: bufio.NewReader(body), start: true}
 }
 
-// Next returns the next task event. It skips comments (lines starting with
+// Next returns the next task event, or ErrResync when the server says
+// that changes may have been lost since the last event. It skips comments (lines starting with
 // a colon, which servers send to keep connections open), events of other
 // types and events without data; it joins the lines of multi-line data. At
 // the end of the stream it returns io.EOF; a half-received event at the end
@@ -84,6 +90,9 @@ func (s *EventStream) Next() (apiv1.TaskEvent, error) {
 			return apiv1.TaskEvent{}, err
 		}
 		if line == "" { // an empty line dispatches the event
+			if lines > 0 && event == apiv1.EventResync {
+				return apiv1.TaskEvent{}, ErrResync
+			}
 			if lines > 0 && (event == "" || event == apiv1.EventTask) {
 				var ev apiv1.TaskEvent
 				if err := json.Unmarshal([]byte(data.String()), &ev); err != nil {

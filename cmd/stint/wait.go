@@ -273,6 +273,7 @@ func (w *waiter) run(ctx context.Context) error {
 				return err
 			}
 			f = next
+		case <-f.resync: // changes may have been lost: read the states again
 		case <-recheck.C:
 		case <-rereadC:
 		case <-ctx.Done():
@@ -312,6 +313,7 @@ func (w *waiter) reconnect(ctx context.Context, cause error) (*feed, error) {
 type feed struct {
 	s      *client.EventStream
 	events chan apiv1.TaskEvent
+	resync chan struct{} // the server said that changes may have been lost
 	errc   chan error
 	stop   chan struct{}
 }
@@ -323,10 +325,17 @@ func (w *waiter) follow(ctx context.Context) (*feed, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &feed{s: s, events: make(chan apiv1.TaskEvent), errc: make(chan error, 1), stop: make(chan struct{})}
+	f := &feed{s: s, events: make(chan apiv1.TaskEvent), resync: make(chan struct{}, 1), errc: make(chan error, 1), stop: make(chan struct{})}
 	go func() {
 		for {
 			ev, err := s.Next()
+			if errors.Is(err, client.ErrResync) {
+				select {
+				case f.resync <- struct{}{}:
+				default: // one is pending already
+				}
+				continue
+			}
 			if err != nil {
 				f.errc <- err
 				return

@@ -124,7 +124,8 @@ export function onStreamStatus(fn) {
 // reader (EventSource cannot send the Authorization header). It calls
 // onEvent(data) for each `task` event and onConnected() each time the
 // subscription is in place (the ": connected" line): first, and after each
-// reconnection, when what is shown must be read again. It reconnects with
+// reconnection, when what is shown must be read again; and at a `resync`
+// event, when the server says that changes may have been lost. It reconnects with
 // back-off (1 s doubling to 30 s, with jitter) until stop() is called;
 // a 401 goes to the unauthorized handler and ends it.
 export function follow(q, { onEvent, onConnected }) {
@@ -161,6 +162,12 @@ export function follow(q, { onEvent, onConnected }) {
               }
             },
             event(type, data) {
+              // resync: changes may have been lost (the server's listener
+              // to the database reconnected): read what is shown again.
+              if (type === 'resync') {
+                onConnected();
+                return;
+              }
               if (type !== 'task') return;
               let ev;
               try {
