@@ -15,7 +15,7 @@ import (
 // releases it when the process ends, however it ends. The descriptor is
 // close-on-exec, so child processes do not inherit it.
 func acquireLock(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}

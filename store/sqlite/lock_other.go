@@ -26,7 +26,7 @@ func acquireLock(path string) (*os.File, error) {
 	if held.paths[path] {
 		return nil, errLocked
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -104,6 +105,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: lock %s: %w", abs, err)
 	}
+	if err := createPrivate(abs); err != nil {
+		lf.Close()
+		return nil, err
+	}
 	s := &Store{path: abs, lock: lf, stmts: map[string]*sql.Stmt{}, readStmts: map[string]*sql.Stmt{}}
 	s.users = users{s}
 	s.hub = newHub(&s.droppedChg)
@@ -112,6 +117,22 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// createPrivate creates the database file at abs, if absent, readable
+// and writable by its owner only: it holds every task's args and results
+// and the users' token hashes. SQLite gives the WAL and shared-memory
+// files it creates beside it the same mode. A file that exists keeps its
+// mode.
+func createPrivate(abs string) error {
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: create %s: %w", abs, err)
+	}
+	return f.Close()
 }
 
 // lockPath is the sidecar lock file of the database at abs. Symbolic links
