@@ -26,7 +26,14 @@ func TestFilesArePrivate(t *testing.T) {
 	if err := st.CreateUser(context.Background(), "alice", "admin"); err != nil { // something in the WAL
 		t.Fatal(err)
 	}
-	for _, p := range []string{path, path + "-wal", path + "-shm", path + ".lock"} {
+	// So is a file that stint user add creates before any server ran.
+	users := filepath.Join(filepath.Dir(path), "users.db")
+	u, err := OpenUsers(context.Background(), users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + ".lock", users} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)

@@ -105,10 +105,6 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: lock %s: %w", abs, err)
 	}
-	if err := createPrivate(abs); err != nil {
-		lf.Close()
-		return nil, err
-	}
 	s := &Store{path: abs, lock: lf, stmts: map[string]*sql.Stmt{}, readStmts: map[string]*sql.Stmt{}}
 	s.users = users{s}
 	s.hub = newHub(&s.droppedChg)
@@ -166,6 +162,9 @@ var busyPragma = fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Millisecond
 // SQLite's write lock, which a UserStore beside the server may hold for a
 // moment, rather than fail.
 func openWriter(ctx context.Context, abs string, cacheKiB int) (*sql.DB, error) {
+	if err := createPrivate(abs); err != nil {
+		return nil, err
+	}
 	db, err := sql.Open("sqlite", fileURI(abs)+"?"+busyPragma+
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(0)"+
 		fmt.Sprintf("&_pragma=cache_size(-%d)", cacheKiB)+
