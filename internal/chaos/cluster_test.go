@@ -89,18 +89,33 @@ func serverCredential() (cred *syscall.Credential, skip string) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, ""
 }
 
+// inCI reports whether the tests run in CI (CI=true, as CI services
+// set it).
+func inCI() bool { return os.Getenv("CI") == "true" }
+
+// skipOutsideCI skips the test, saying why, outside CI; in CI, where
+// these checks must run, it fails the test instead.
+func skipOutsideCI(t *testing.T, why string) {
+	t.Helper()
+	if inCI() {
+		t.Fatalf("%s; CI=true, where this check must run, so it fails instead of skipping", why)
+	}
+	t.Skip(why + " (skipped outside CI only; with CI=true it fails)")
+}
+
 // startCluster initdb's a cluster, starts it, and stops it and removes its
-// directory when the test ends. It skips the test when this user cannot
-// run one or no server binaries are installed.
+// directory when the test ends. When this user cannot run one or no
+// server binaries are installed, it skips the test outside CI and fails it
+// in CI.
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	cred, skip := serverCredential()
 	if skip != "" {
-		t.Skip(skip)
+		skipOutsideCI(t, skip)
 	}
 	bin, err := serverBinaries()
 	if err != nil {
-		t.Skip(err.Error())
+		skipOutsideCI(t, err.Error())
 	}
 	// Not t.TempDir: its parents are private to root, and the server runs
 	// as postgres.

@@ -18,6 +18,13 @@
 //     a new name, started;
 //   - once, a worker is SIGSTOPped for 6 s (longer than the missing
 //     timeout and the slack) and then SIGCONTed;
+//   - once, at a random moment, the network between one worker and
+//     PostgreSQL fails: that worker (worker-net, never killed or
+//     stopped) connects through a fault-injecting proxy
+//     (internal/faultproxy), and the seed chooses whether all its
+//     connections are cut (both ways, at once) or silenced (black-holed,
+//     no FIN) for 6 s and then restored (the ones that lost bytes stay
+//     silent for good, so the worker must replace them);
 //   - once, PostgreSQL is restarted: immediate shutdown (SIGQUIT to the
 //     postmaster, as pg_ctl stop -m immediate does), then crash recovery.
 //     The postmaster is the test's child, not pg_ctl's daemon, so that it
@@ -59,13 +66,19 @@
 //     task is there that no dispatch accounts for) or ran twice (one claim,
 //     one run entering, at most one exit; a completed task has exactly
 //     one).
-//  5. Every task running on a killed or stopped worker ended dropped (or
-//     canceled) within the missing timeout plus 2 s of the signal (pushed
-//     back by a PostgreSQL outage that overlaps that window), and no task
-//     of a live worker was dropped.
+//  5. Every task running on a killed, stopped or silenced worker ended
+//     dropped (or canceled) within the missing timeout plus 2 s of the
+//     signal (pushed back by a PostgreSQL outage that overlaps that
+//     window); a task running on a worker whose connections were cut
+//     either completed or was dropped in that time; and no task of a
+//     live worker was dropped, but those given up because their claim's
+//     answer was lost in an outage (claim-lost).
 //  6. Nothing remained blocked: no queue entries left, nothing for the
 //     scheduler's safety net (a final sweep, and the nodes' sweeps) to
 //     repair.
+//  7. No task was claimed twice: a started task's attempt is 1 (nothing
+//     in Stint claims a task again today), even when no run of an
+//     earlier claim logged anything.
 //
 // Check is a pure function; its table test breaks a correct history in
 // each of these ways and expects the violation, so that a checker unable
@@ -78,7 +91,9 @@
 // TestChaos needs the PostgreSQL server binaries (/usr/lib/postgresql/*/bin,
 // the newest is used, or STINT_CHAOS_PG_BIN), and must run as root (it
 // runs the server as the postgres OS user) or as postgres; otherwise, and
-// with -short, it is skipped. It takes about a minute with the defaults;
+// with -short, it is skipped, saying why, but only outside CI: with
+// CI=true it fails instead (so does TestRestartKeepsLiveWorkers), so that
+// CI never passes without the check. It takes about a minute with the defaults;
 // for longer runs set
 //
 //	STINT_CHAOS_TASKS=20000 STINT_CHAOS_SECONDS=180 go test -run TestChaos -v ./internal/chaos

@@ -22,7 +22,7 @@ import (
 // dropped-alive after its restart.
 func TestRestartKeepsLiveWorkers(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a PostgreSQL cluster of its own; skipped with -short")
+		skipOutsideCI(t, "starts a PostgreSQL cluster of its own; skipped with -short")
 	}
 	pg := startCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
