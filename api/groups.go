@@ -215,8 +215,10 @@ func renderTaskGroup(g *store.TaskGroup, tasks bool) apiv1.TaskGroup {
 }
 
 // dispatchGroup resolves the task_group of a dispatch body: a group the
-// caller may access and that is not sealed. It answers 400 itself and
-// reports whether to go on.
+// caller may access. It answers 400 itself and reports whether to go on.
+// Whether the group is sealed is the store's to say, in the dispatch's own
+// transaction (store.ErrSealed, a 409): a check here could pass just
+// before a seal commits.
 func (s *Server) dispatchGroup(w http.ResponseWriter, r *http.Request, ref string) (*uuid.UUID, bool) {
 	if ref == "" {
 		return nil, true
@@ -234,15 +236,13 @@ func (s *Server) dispatchGroup(w http.ResponseWriter, r *http.Request, ref strin
 	case err != nil:
 		s.internalError(w, r, err)
 		return nil, false
-	case g.AllTasksDispatched:
-		writeError(w, http.StatusBadRequest, "task_group: group %s has all_tasks_dispatched set: no more tasks may be dispatched into it", id)
-		return nil, false
 	}
-	return &id, true
+	return &g.ID, true
 }
 
 // refuseDispatch answers a dispatch error: 400 for a request the client
-// or the store refused, 503 for the rest. It reports whether it answered.
+// or the store refused, 409 for a sealed group, 5xx for the rest. It
+// reports whether it answered.
 func (s *Server) refuseDispatch(w http.ResponseWriter, r *http.Request, err error) bool {
 	var verr *stint.ValidationError
 	switch {
@@ -252,6 +252,8 @@ func (s *Server) refuseDispatch(w http.ResponseWriter, r *http.Request, err erro
 		writeError(w, http.StatusBadRequest, "%s", verr.Error())
 	case errors.Is(err, store.ErrUnstorable):
 		writeError(w, http.StatusBadRequest, "args: %v", err)
+	case errors.Is(err, store.ErrSealed):
+		writeError(w, http.StatusConflict, "task_group: the group has all_tasks_dispatched set: no more tasks may be dispatched into it")
 	default:
 		s.internalError(w, r, fmt.Errorf("dispatch: %w", err))
 	}

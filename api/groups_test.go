@@ -93,15 +93,19 @@ func TestTaskGroupLifecycle(t *testing.T) {
 			}
 		}
 		for _, c := range []struct {
-			group, detail string
+			group     string
+			immediate bool
+			status    int
+			detail    string
 		}{
-			{g.Href, "task_group: group " + g.ID.String() + " has all_tasks_dispatched set"},
-			{apiv1.TaskGroupHref(uuid.New()), "task_group: no task group"},
-			{"group-1", `task_group: "group-1" is not an id or an href`},
+			{g.Href, false, 409, "task_group: the group has all_tasks_dispatched set"},
+			{g.Href, true, 409, "task_group: the group has all_tasks_dispatched set"},
+			{apiv1.TaskGroupHref(uuid.New()), false, 400, "task_group: no task group"},
+			{"group-1", false, 400, `task_group: "group-1" is not an id or an href`},
 		} {
-			a := e.do("POST", "/api/v1/tasks", apiv1.DispatchTask{Name: "stint.noop", TaskGroup: c.group})
-			if a.status != 400 || !strings.HasPrefix(a.detail(), c.detail) {
-				t.Errorf("dispatch into %s: %d %s, want 400 %q", c.group, a.status, a.body, c.detail)
+			a := e.do("POST", "/api/v1/tasks", apiv1.DispatchTask{Name: "stint.noop", TaskGroup: c.group, Immediate: c.immediate})
+			if a.status != c.status || !strings.HasPrefix(a.detail(), c.detail) {
+				t.Errorf("dispatch into %s: %d %s, want %d %q", c.group, a.status, a.body, c.status, c.detail)
 			}
 		}
 

@@ -61,6 +61,12 @@ var ErrNotFinal = errors.New("task is not final")
 // task is final.
 var ErrFinal = errors.New("task is final")
 
+// ErrSealed is returned when a dispatch names a task group whose
+// AllTasksDispatched is set: no more tasks may join it, except children of
+// its own incomplete tasks. Engines check it in the dispatch's own
+// transaction, so no task joins a group after the seal committed.
+var ErrSealed = errors.New("task group is sealed")
+
 // ErrUnstorable is wrapped by errors about data the engine cannot store,
 // such as a result with a JSON \u0000 escape on PostgreSQL. Retrying the
 // same data fails again.
@@ -402,6 +408,12 @@ type Store interface {
 	// Dispatch inserts tasks in order, each queued behind every earlier
 	// incomplete task on its resources. Tasks that are runnable at once have
 	// UnblockedAt set. Order on each resource agrees with commit order.
+	// A task naming a sealed group (AllTasksDispatched) fails the whole
+	// call with ErrSealed, unless its ParentTask is an incomplete task of
+	// that group; a group nobody created is not checked. The seal is read
+	// in the dispatch's own transaction: a task is either in the group
+	// SealTaskGroup returns, or refused. DispatchImmediate and
+	// CreateTaskGroup follow the same rule.
 	Dispatch(ctx context.Context, tasks []NewTask) ([]*Task, error)
 
 	// DispatchImmediate dispatches one task and, in the same transaction,

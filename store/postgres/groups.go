@@ -130,16 +130,21 @@ func (s *Store) CreateTaskGroup(ctx context.Context, g store.NewTaskGroup, tasks
 		dispatched []*store.Task
 	)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Created open, and sealed after its tasks, which stint_dispatch
+		// refuses in a sealed group.
 		err := tx.QueryRow(ctx, `INSERT INTO stint_task_groups (id, description, owner, all_tasks_dispatched)
-			VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING created_at`,
-			g.ID, g.Description, g.Owner, g.AllTasksDispatched).Scan(&created)
+			VALUES ($1, $2, $3, false) ON CONFLICT (id) DO NOTHING RETURNING created_at`,
+			g.ID, g.Description, g.Owner).Scan(&created)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("postgres: task group %s: %w", g.ID, store.ErrExists)
 		}
 		if err != nil {
 			return classify(err)
 		}
-		dispatched, err = DispatchTx(ctx, tx, tasks)
+		if dispatched, err = DispatchTx(ctx, tx, tasks); err != nil || !g.AllTasksDispatched {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE stint_task_groups SET all_tasks_dispatched = true WHERE id = $1`, g.ID)
 		return err
 	})
 	if err != nil {
@@ -235,15 +240,25 @@ func (s *Store) ListTaskGroups(ctx context.Context, f store.TaskGroupFilter) ([]
 	return groups, total, nil
 }
 
-// SealTaskGroup implements store.Store in one statement, which returns the
-// group as it is after the update.
+// SealTaskGroup implements store.Store: the update, then, in the same
+// transaction, the group read by a second statement. The update waits for
+// the dispatches into the group that hold its row (stint_dispatch locks it),
+// and the read's snapshot, taken after, sees them: the group returned holds
+// every task that joined it before the seal. (A read in the update's own
+// statement would use the snapshot taken before the wait.)
 func (s *Store) SealTaskGroup(ctx context.Context, id uuid.UUID) (*store.TaskGroup, error) {
-	g, err := scanGroup(s.pool.QueryRow(ctx, `WITH g AS (
-			UPDATE stint_task_groups SET all_tasks_dispatched = true WHERE id = $1 RETURNING *)
-		SELECT `+groupColumns+` FROM g`+groupMembers, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, store.ErrNotFound
-	}
+	var g *store.TaskGroup
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE stint_task_groups SET all_tasks_dispatched = true WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		g, err = scanGroup(tx.QueryRow(ctx, `SELECT `+groupColumns+` FROM stint_task_groups g`+groupMembers+` WHERE g.id = $1`, id))
+		return err
+	})
 	return g, err
 }
 

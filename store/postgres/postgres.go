@@ -289,11 +289,15 @@ func (s *Store) Finish(ctx context.Context, outcomes []store.Outcome) ([]uuid.UU
 }
 
 // classify wraps data exceptions (SQLSTATE class 22: bad JSON, a NUL byte,
-// a value out of range) in store.ErrUnstorable.
+// a value out of range) in store.ErrUnstorable, and stint_dispatch's
+// refusal of a sealed group (STSLD, schema version 9) in store.ErrSealed.
 func classify(err error) error {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+	switch {
+	case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22"):
 		return fmt.Errorf("%w: %s", store.ErrUnstorable, pgErr.Message)
+	case errors.As(err, &pgErr) && pgErr.Code == "STSLD":
+		return fmt.Errorf("postgres: %s: %w", pgErr.Message, store.ErrSealed)
 	}
 	return err
 }

@@ -172,7 +172,9 @@ func (s *Store) CreateTaskGroup(ctx context.Context, g store.NewTaskGroup, tasks
 	err := s.write(ctx, func(w *wtx) error {
 		dispatched = make([]*store.Task, 0, len(rows))
 		created = w.now
-		res, err := w.exec(sqlCreateGroup, g.ID.String(), g.Description, g.Owner, w.now, g.AllTasksDispatched)
+		// Created open, and sealed after its tasks, which a sealed group
+		// would refuse.
+		res, err := w.exec(sqlCreateGroup, g.ID.String(), g.Description, g.Owner, w.now, false)
 		if err != nil {
 			return err
 		}
@@ -190,6 +192,9 @@ func (s *Store) CreateTaskGroup(ctx context.Context, g store.NewTaskGroup, tasks
 				w.wake = true
 			}
 			dispatched = append(dispatched, t)
+		}
+		if g.AllTasksDispatched {
+			return w.seal(g.ID)
 		}
 		return nil
 	})

@@ -32,6 +32,13 @@ const (
 				WHERE resource = ?1 AND exclusive) END)
 		RETURNING ready`
 
+	// sqlGroupSealed holds when the group ?1 is sealed and ?2 (a parent
+	// task's id, or null) is not an incomplete task of it: a task naming
+	// the group is then refused (store.ErrSealed). No row: no such group.
+	sqlGroupSealed = `SELECT g.all_tasks_dispatched AND NOT EXISTS (
+			SELECT 1 FROM stint_tasks p WHERE p.id = ?2 AND p.task_group = g.id AND p.state IN ('running', 'canceling'))
+		FROM stint_task_groups g WHERE g.id = ?1`
+
 	sqlInsertTask = `INSERT INTO stint_tasks (seq, id, name, state, args, owner, created_at, updated_at,
 			unblocked_at, exclusive_resources, shared_resources, versions, blocked_count, parent_task, task_group)
 		VALUES (?, ?, ?, 'waiting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -144,7 +151,7 @@ var writeStatements = []string{
 	sqlEnqueue, sqlInsertTask, sqlPromote, sqlUnblock, sqlDequeue, sqlClaim, sqlFinish,
 	sqlLookup, sqlTaskBySeq, sqlCancelWaiting, sqlCancelRunning, sqlSaveOutputs,
 	sqlRegisterWorker, sqlHeartbeat, sqlTaskStates, sqlRemoveWorker, sqlUnknownHeld,
-	sqlImmediateClaim, sqlSkip, sqlWorkerVersions,
+	sqlImmediateClaim, sqlSkip, sqlWorkerVersions, sqlGroupSealed,
 }
 
 // Dispatch implements store.Store. The tasks are inserted in order, in one
@@ -186,6 +193,18 @@ func (s *Store) Dispatch(ctx context.Context, tasks []store.NewTask) ([]*store.T
 // incomplete task on its resources, and records the change. It returns the
 // task as stored; the caller wakes workers if it is runnable.
 func (w *wtx) insertTask(p prepared) (*store.Task, error) {
+	if p.nt.TaskGroup != nil {
+		// In the write transaction: no seal can commit between this check
+		// and the insert.
+		var sealed bool
+		err := w.queryRow(sqlGroupSealed, p.nt.TaskGroup.String(), uuidArg(p.nt.ParentTask)).Scan(&sealed)
+		switch {
+		case err == nil && sealed:
+			return nil, fmt.Errorf("task %s: task group %s: %w", p.id, p.nt.TaskGroup, store.ErrSealed)
+		case err != nil && !errors.Is(err, sql.ErrNoRows):
+			return nil, fmt.Errorf("task %s: task group %s: %w", p.id, p.nt.TaskGroup, err)
+		}
+	}
 	seq := w.s.nextSeq
 	w.s.nextSeq++
 	blocked := 0

@@ -1234,3 +1234,129 @@ func testPurge(t *testing.T, open Opener) {
 	}
 	sweepClean(t, st)
 }
+
+// testSealIsAtomicWithDispatch checks that sealing a group and dispatching
+// into it are serialised: a dispatch into a sealed group is refused with
+// ErrSealed (a child of an incomplete task of the group excepted), and,
+// when both race, every task whose dispatch succeeded is among the tasks
+// the seal returned, so none joined the group after the seal.
+func testSealIsAtomicWithDispatch(t *testing.T, open Opener) {
+	st, ctx := openStore(t, open)
+	const name = "test.sealrace"
+
+	// The rule, one call at a time.
+	ng := newGroup("sealed", "alice", false)
+	if _, _, err := st.CreateTaskGroup(ctx, ng, into(ng, newTask(name+".parent", nil, nil), newTask(name, nil, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.SealTaskGroup(ctx, ng.ID); err != nil {
+		t.Fatal(err)
+	}
+	late := into(ng, newTask(name, nil, nil))
+	if _, err := st.Dispatch(ctx, late); !errors.Is(err, store.ErrSealed) {
+		t.Fatalf("dispatch into a sealed group: %v, want ErrSealed", err)
+	}
+	// One task of a batch naming a sealed group refuses the whole batch.
+	batch := append([]store.NewTask{newTask(name, nil, nil)}, into(ng, newTask(name, nil, nil))...)
+	if _, err := st.Dispatch(ctx, batch); !errors.Is(err, store.ErrSealed) {
+		t.Fatalf("a batch with a task in a sealed group: %v, want ErrSealed", err)
+	}
+	imm := into(ng, newTask(name, nil, nil))[0]
+	if _, err := st.DispatchImmediate(ctx, imm, store.ImmediateParams{Worker: "api@host", Deferred: true}); !errors.Is(err, store.ErrSealed) {
+		t.Fatalf("immediate dispatch into a sealed group: %v, want ErrSealed", err)
+	}
+	for _, nt := range append(append(late, batch...), imm) {
+		if _, err := st.Task(ctx, nt.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("a refused task %s was stored: %v", nt.ID, err)
+		}
+	}
+	// A running task of the group still dispatches children into it; a
+	// child of a task outside the group does not get in.
+	parent := claimOne(t, st, "w", name+".parent")
+	child := newTask(name+".child", nil, nil)
+	child.ParentTask, child.TaskGroup = &parent.ID, &ng.ID
+	if _, err := st.Dispatch(ctx, []store.NewTask{child}); err != nil {
+		t.Fatalf("a child of a running task of the sealed group: %v", err)
+	}
+	outsider := newTask(name+".outside", nil, nil)
+	if _, err := st.Dispatch(ctx, []store.NewTask{outsider}); err != nil {
+		t.Fatal(err)
+	}
+	stray := newTask(name+".child", nil, nil)
+	stray.ParentTask, stray.TaskGroup = &outsider.ID, &ng.ID
+	if _, err := st.Dispatch(ctx, []store.NewTask{stray}); !errors.Is(err, store.ErrSealed) {
+		t.Fatalf("a child of a task outside the sealed group: %v, want ErrSealed", err)
+	}
+	// Once its parent is final, a child does not get in either: the group
+	// may be done.
+	end(t, st, parent, store.StateCompleted)
+	orphan := newTask(name+".child", nil, nil)
+	orphan.ParentTask, orphan.TaskGroup = &parent.ID, &ng.ID
+	if _, err := st.Dispatch(ctx, []store.NewTask{orphan}); !errors.Is(err, store.ErrSealed) {
+		t.Fatalf("a child of a final task of the sealed group: %v, want ErrSealed", err)
+	}
+	if g := readGroup(t, st, ng.ID); len(g.Tasks) != 3 {
+		t.Fatalf("the sealed group holds %d tasks, want 3: %+v", len(g.Tasks), g)
+	}
+	// A group created sealed takes its own tasks, and no more.
+	sealed := newGroup("created sealed", "", true)
+	if _, _, err := st.CreateTaskGroup(ctx, sealed, into(sealed, newTask(name, nil, nil))); err != nil {
+		t.Fatalf("a group created sealed with its tasks: %v", err)
+	}
+	if _, err := st.Dispatch(ctx, into(sealed, newTask(name, nil, nil))); !errors.Is(err, store.ErrSealed) {
+		t.Fatalf("dispatch into a group created sealed: %v, want ErrSealed", err)
+	}
+
+	// The race: dispatchers and a seal at once, many times.
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 40 {
+		ng := newGroup("race", "", false)
+		if _, _, err := st.CreateTaskGroup(ctx, ng, nil); err != nil {
+			t.Fatal(err)
+		}
+		var (
+			mu       sync.Mutex
+			accepted []uuid.UUID
+			wg       sync.WaitGroup
+			errs     = make(chan error, 8)
+		)
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 50 {
+					nt := into(ng, newTask(name, ex(fmt.Sprintf("seal:%d", rand.IntN(3))), nil))
+					_, err := st.Dispatch(ctx, nt)
+					if errors.Is(err, store.ErrSealed) {
+						return
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					mu.Lock()
+					accepted = append(accepted, nt[0].ID)
+					mu.Unlock()
+				}
+			}()
+		}
+		time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
+		g, err := st.SealTaskGroup(ctx, ng.ID)
+		if err != nil {
+			t.Fatalf("round %d: seal: %v", round, err)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: dispatch: %v", round, err)
+		}
+		for _, id := range accepted {
+			if !slices.Contains(g.Tasks, id) {
+				t.Fatalf("round %d: task %s was dispatched into the group after the seal, which returned %d tasks", round, id, len(g.Tasks))
+			}
+		}
+		if after := readGroup(t, st, ng.ID); !slices.Equal(after.Tasks, g.Tasks) || len(g.Tasks) != len(accepted) {
+			t.Fatalf("round %d: the group holds %d tasks, the seal returned %d, %d dispatches succeeded", round, len(after.Tasks), len(g.Tasks), len(accepted))
+		}
+	}
+}

@@ -54,6 +54,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("TaskGroupDone", func(t *testing.T) { testTaskGroupDone(t, open) })
 	t.Run("ListTaskGroups", func(t *testing.T) { testListTaskGroups(t, open) })
 	t.Run("SealTaskGroup", func(t *testing.T) { testSealTaskGroup(t, open) })
+	t.Run("GroupSealIsAtomicWithDispatch", func(t *testing.T) { testSealIsAtomicWithDispatch(t, open) })
 	t.Run("TaskGroupNotFound", func(t *testing.T) { testTaskGroupNotFound(t, open) })
 	t.Run("CancelTaskGroup", func(t *testing.T) { testCancelTaskGroup(t, open) })
 	t.Run("CancelTaskGroupRacesWorkers", func(t *testing.T) { testCancelTaskGroupRaces(t, open) })
