@@ -82,6 +82,8 @@ func TestPermissions(t *testing.T) {
 			{"POST", "/api/v1/task-groups", func(string) any { return apiv1.CreateTaskGroup{} }, [5]int{401, 401, 201, 201, 201}},
 			{"GET", "/api/v1/task-groups", nil, [5]int{401, 401, 200, 200, 200}},
 			{"GET", aliceGroup.Href, nil, [5]int{401, 401, 200, 404, 200}},
+			// Only its owner dispatches into a group (bob does not see it).
+			{"POST", "/api/v1/tasks", func(string) any { return apiv1.DispatchTask{Name: "stint.noop", TaskGroup: aliceGroup.Href} }, [5]int{401, 401, 202, 400, 403}},
 			{"PATCH", aliceGroup.Href, func(string) any { return apiv1.PatchTaskGroup{AllTasksDispatched: ptr(true)} }, [5]int{401, 401, 200, 404, 200}},
 			// alice's task, canceled above, is deleted by alice: gone for the admin.
 			{"DELETE", task(aliceTask), nil, [5]int{401, 401, 204, 404, 404}},
@@ -139,14 +141,15 @@ func TestPermissions(t *testing.T) {
 			want       map[string]int
 		}{
 			// Each: the waiting one (alice deleted hers) and one from the
-			// POST row; the admin's also the four purge tasks (POST
+			// POST row, alice's also the one in her group; the admin's also
+			// the four purge tasks (POST
 			// /tasks/purge, POST /tasks, immediate, in a group) and the
 			// group's stint.noop.
-			{"alice", "", map[string]int{"alice": 1}},
+			{"alice", "", map[string]int{"alice": 2}},
 			{"bob", "", map[string]int{"bob": 2}},
-			{"admin", "", map[string]int{"alice": 1, "bob": 2, "root": 6}},
+			{"admin", "", map[string]int{"alice": 2, "bob": 2, "root": 6}},
 			{"alice", "?owner=bob", map[string]int{}},
-			{"alice", "?owner=alice", map[string]int{"alice": 1}},
+			{"alice", "?owner=alice", map[string]int{"alice": 2}},
 			{"admin", "?owner=bob", map[string]int{"bob": 2}},
 		} {
 			if got := owners(c.who, c.query); fmt.Sprint(got) != fmt.Sprint(c.want) {

@@ -215,7 +215,10 @@ func renderTaskGroup(g *store.TaskGroup, tasks bool) apiv1.TaskGroup {
 }
 
 // dispatchGroup resolves the task_group of a dispatch body: a group the
-// caller may access. It answers 400 itself and reports whether to go on.
+// caller owns. Another user's group is a 400 as an unknown one would be,
+// or, for an admin, who sees it, a 403: a group's tasks are its owner's,
+// so that its owner reads every task it counts and cancels (see
+// docs/security.md). It answers itself and reports whether to go on.
 // Whether the group is sealed is the store's to say, in the dispatch's own
 // transaction (store.ErrSealed, a 409): a check here could pass just
 // before a seal commits.
@@ -235,6 +238,9 @@ func (s *Server) dispatchGroup(w http.ResponseWriter, r *http.Request, ref strin
 		return nil, false
 	case err != nil:
 		s.internalError(w, r, err)
+		return nil, false
+	case g.Owner != caller(r).user:
+		writeError(w, http.StatusForbidden, "task_group: group %s belongs to %q: only its owner dispatches into it", id, g.Owner)
 		return nil, false
 	}
 	return &g.ID, true

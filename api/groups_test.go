@@ -339,13 +339,29 @@ func TestGroupPermissions(t *testing.T) {
 			{"bob", "POST", "/api/v1/tasks", apiv1.DispatchTask{Name: "stint.noop", TaskGroup: alices.Href}, 400},
 			{"admin", "GET", alices.Href, nil, 200},
 			{"alice", "POST", "/api/v1/tasks", apiv1.DispatchTask{Name: "stint.noop", TaskGroup: alices.Href}, 202},
-			{"admin", "POST", "/api/v1/tasks", apiv1.DispatchTask{Name: "stint.noop", TaskGroup: alices.Href}, 202},
+			// A group's tasks are its owner's: an admin's task in alice's
+			// group would be one she counts and cancels but cannot read.
+			{"admin", "POST", "/api/v1/tasks", apiv1.DispatchTask{Name: "stint.noop", TaskGroup: alices.Href}, 403},
+			{"admin", "POST", "/api/v1/tasks", apiv1.DispatchTask{Name: "stint.noop", TaskGroup: alices.Href, Immediate: true}, 403},
 			{"alice", "PATCH", alices.Href, apiv1.PatchTaskGroup{State: "canceled"}, 200},
 			{"none", "GET", alices.Href, nil, 401},
 		} {
 			if got := a.by[c.who].do(c.method, c.path, c.body); got.status != c.want {
 				t.Errorf("%s %s as %s: %d, want %d: %s", c.method, c.path, c.who, got.status, c.want, got.body)
 			}
+		}
+		// Everything alice's cancel touched is hers.
+		var canceled apiv1.TaskGroup
+		a.by["alice"].must("GET", alices.Href, nil, 200, &canceled)
+		if canceled.Counts["total"] != 1 || len(*canceled.Tasks) != 1 {
+			t.Errorf("alice's group: %+v", canceled)
+		}
+		for _, href := range *canceled.Tasks {
+			a.by["alice"].must("GET", href, nil, 200, nil)
+		}
+		if got := a.by["admin"].do("POST", "/api/v1/tasks", apiv1.DispatchTask{Name: "stint.noop", TaskGroup: bobs.Href}); got.status != 403 ||
+			got.detail() != `task_group: group `+bobs.ID.String()+` belongs to "bob": only its owner dispatches into it` {
+			t.Errorf("admin into bob's group: %d %s", got.status, got.body)
 		}
 		hrefs := func(who, query string) []string {
 			var list apiv1.Page[apiv1.TaskGroup]
