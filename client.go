@@ -82,7 +82,9 @@ func NewClient(st store.Store, reg *Registry) *Client {
 }
 
 // Dispatch validates and dispatches one task. A *ValidationError says what
-// is wrong with the request.
+// is wrong with the request. It checks no role: a task type registered
+// AdminOnly is refused to users by the HTTP API, but what the application
+// dispatches itself, with any Owner, is its own business.
 func (c *Client) Dispatch(ctx context.Context, req DispatchRequest) (*Task, error) {
 	nt, err := c.prepare(req, -1)
 	if err != nil {

@@ -154,6 +154,9 @@ func (s *Store) Dispatch(ctx context.Context, tasks []store.NewTask) ([]*store.T
 
 // DispatchTx dispatches tasks through q, which may be the caller's own
 // transaction: the tasks then exist if and only if that transaction commits.
+// Like stint.Client.Dispatch it checks no role (stint.AdminOnly is the
+// HTTP API's rule): the tasks are the application's own business. A task
+// into a sealed group fails it with store.ErrSealed.
 func DispatchTx(ctx context.Context, q Querier, tasks []store.NewTask) ([]*store.Task, error) {
 	if len(tasks) == 0 {
 		return nil, nil
