@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -75,13 +76,27 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 // own transactions.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
+// closeWait bounds how long Close waits for the connections to close.
+const closeWait = 5 * time.Second
+
 // Close ends the database sessions of the workers registered through the
 // store (on other nodes, their tasks are then found lost at once) and
-// closes the pool.
+// closes the pool. It returns after closeWait at the latest: a connection
+// whose peer went silent (a partition, a vanished server) can take pgx
+// half a minute to give up, and a process that stops must not wait for
+// it; such connections finish closing in the background.
 func (s *Store) Close() {
-	s.signals.close()
-	s.closeSessions()
-	s.pool.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.signals.close()
+		s.closeSessions()
+		s.pool.Close()
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+	}
 }
 
 // taskColumns are the columns of a task, in the order scanTask reads them.

@@ -265,7 +265,9 @@ func (s *Store) RemoveWorker(ctx context.Context, name string) error {
 
 // closeSessions ends the sessions of the workers this process registered.
 func (s *Store) closeSessions() {
+	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+	defer cancel()
 	for _, sess := range s.sessions.all() {
-		sess.close(context.Background())
+		sess.close(ctx)
 	}
 }
