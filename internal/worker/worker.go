@@ -284,10 +284,12 @@ func (w *Worker) claimLoop(ctx context.Context, wakeups <-chan struct{}, tasks *
 // them. It runs as a claim of the worker's Holdings, so that a give-up
 // never takes its tasks for lost ones.
 func (w *Worker) claim(ctx context.Context, limit int, tasks *sync.WaitGroup) (int, error) {
-	w.holdings.BeginClaim()
-	defer w.holdings.EndClaim()
+	// Stamped before the gate, so that a claim held up there counts as
+	// stuck too.
 	w.claimSince.Store(time.Now().UnixNano())
 	defer w.claimSince.Store(0)
+	w.holdings.BeginClaim()
+	defer w.holdings.EndClaim()
 	cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
 	defer cancel()
 	claimed, err := w.store.Claim(cctx, store.ClaimParams{Worker: w.cfg.Name, Names: w.cfg.Names, Limit: limit,
