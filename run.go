@@ -125,6 +125,9 @@ func (r *Run) WorkDir() (string, error) {
 			r.dirErr = errors.New("stint: this run has no working directory")
 			return
 		}
+		if r.dirErr = ensurePrivateDir(r.workRoot); r.dirErr != nil {
+			return
+		}
 		r.dir = r.dirPath()
 		r.dirErr = os.MkdirAll(r.dir, 0o700)
 	})

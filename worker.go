@@ -128,8 +128,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := os.RemoveAll(w.workDir); err != nil {
 		return fmt.Errorf("stint: worker directory: %w", err)
 	}
-	if err := os.MkdirAll(w.workDir, 0o700); err != nil {
-		return fmt.Errorf("stint: worker directory: %w", err)
+	if err := ensurePrivateDir(w.workDir); err != nil {
+		return err
 	}
 	return w.inner.Run(ctx)
 }
