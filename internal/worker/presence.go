@@ -66,6 +66,7 @@ type Presence struct {
 
 	holdings *Holdings  // while Run runs
 	giving   sync.Mutex // one give-up at a time
+	giveUps  sync.WaitGroup
 }
 
 // NewPresence returns a Presence; Register it, then Run it.
@@ -141,8 +142,7 @@ func (p *Presence) Run(ctx context.Context) {
 	go func() { defer close(done); p.lostLoop(ctx) }()
 	p.heartbeatLoop(ctx)
 	<-done
-	p.giving.Lock()   // a give-up in flight ends
-	p.giving.Unlock() //nolint:staticcheck // an empty critical section: waiting for it is the point
+	p.giveUps.Wait()
 }
 
 // heartbeatLoop refreshes the heartbeat, reports the held tasks that are
@@ -210,7 +210,9 @@ func (p *Presence) giveUp(ctx context.Context, unknown []store.HeldTask) {
 	if !p.giving.TryLock() {
 		return
 	}
+	p.giveUps.Add(1)
 	go func() {
+		defer p.giveUps.Done()
 		defer p.giving.Unlock()
 		cctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
 		defer cancel()
