@@ -66,16 +66,8 @@ func testWorkerGivesUpLostClaims(t *testing.T, eng enginetest.Engine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
 	began := time.Now()
-	go func() { done <- w.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-	}()
+	defer runWorker(t, ctx, w)()
 	for {
 		a, err := st.Task(ctx, lost.ID)
 		if err != nil {
@@ -139,16 +131,11 @@ func TestWorkerGiveUpSparesClaimsInFlight(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		runCtx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- w.Run(runCtx) }()
+		stop := runWorker(t, ctx, w)
 		for w.Stats().Finished < n && ctx.Err() == nil {
 			time.Sleep(10 * time.Millisecond)
 		}
 		stop()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
 		for _, nt := range tasks {
 			task, err := st.Task(ctx, nt.ID)
 			if err != nil {
@@ -216,15 +203,7 @@ func TestWorkerClaimsAreBoundedByTheCallTimeout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		runCtx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- w.Run(runCtx) }()
-		defer func() {
-			stop()
-			if err := <-done; err != nil {
-				t.Errorf("worker: %v", err)
-			}
-		}()
+		defer runWorker(t, ctx, w)()
 		for st.calls.Load() < 3 {
 			if ctx.Err() != nil {
 				t.Fatalf("the claim loop made %d claims that hung: stuck in one", st.calls.Load())
@@ -275,15 +254,7 @@ func TestStuckClaimLoopStopsHeartbeats(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		runCtx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- w.Run(runCtx) }()
-		defer func() {
-			stop()
-			if err := <-done; err != nil {
-				t.Errorf("worker: %v", err)
-			}
-		}()
+		defer runWorker(t, ctx, w)()
 		lastHeartbeat := func() time.Time {
 			info, err := st.Worker(ctx, "1@w")
 			if err != nil {
@@ -325,4 +296,19 @@ func (s *deafClaims) Claim(ctx context.Context, p store.ClaimParams) ([]*store.T
 		<-s.release
 	}
 	return s.Store.Claim(ctx, p)
+}
+
+// runWorker runs w until the returned function is called, which waits for
+// Run to return and reports its error.
+func runWorker(t *testing.T, ctx context.Context, w *Worker) (stop func()) {
+	t.Helper()
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	}
 }
