@@ -9,6 +9,12 @@
 // depend on River.
 //
 //	go run . [--db SERVER_URL] [--jobs N] [--stint PATH]
+//	go run . --single [--db SERVER_URL] [--duration D] [--stint PATH]
+//
+// With --single it measures instead what a request handler does: Insert of
+// one job per call, back to back, from 1, 8 and 50 goroutines for D each;
+// with --stint it then runs Stint's dispatch-single and http scenarios and
+// prints the ratios of issue 15's floors.
 //
 // It works in a scratch database created on the server at --db and dropped
 // at the end. With --stint, it then runs PATH bench --scenario
@@ -52,9 +58,26 @@ func (*noopWorker) Work(context.Context, *river.Job[noopArgs]) error { return ni
 func main() {
 	server := flag.String("db", pgtest.DefaultURL, "URL of a database on the server to benchmark on")
 	jobs := flag.Int("jobs", 50_000, "jobs to insert and work")
-	stint := flag.String("stint", "", "path of a stint binary: run its throughput-noop scenario afterwards")
+	stint := flag.String("stint", "", "path of a stint binary: run its throughput-noop scenario afterwards (with --single: its dispatch-single and http scenarios)")
+	single := flag.Bool("single", false, "measure Insert of one job per call from 1, 8 and 50 goroutines instead")
+	duration := flag.Duration("duration", 5*time.Second, "length of each run of --single")
 	flag.Parse()
 	ctx := context.Background()
+	if *single {
+		rates, err := runSingle(ctx, *server, *duration)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "riverbench:", err)
+			os.Exit(1)
+		}
+		fmt.Println(singleLine(rates))
+		if *stint != "" {
+			if err := compareSingle(ctx, *stint, *server, *duration, rates); err != nil {
+				fmt.Fprintln(os.Stderr, "riverbench:", err)
+				os.Exit(1)
+			}
+		}
+		return
+	}
 	rate, err := run(ctx, *server, *jobs)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "riverbench:", err)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -58,6 +60,7 @@ on the embedded engine).`,
 	f.IntVar(&cfg.BatchSize, "batch", 1000, "tasks per dispatch call")
 	f.IntVar(&cfg.DepthWaiting, "depth-waiting", 1_000_000, "waiting tasks in the deep run of the depth scenario")
 	f.IntVar(&cfg.Samples, "samples", 300, "latency samples")
+	f.DurationVar(&cfg.Duration, "duration", 5*time.Second, "length of each timed run (dispatch-single, http)")
 	f.BoolVar(&cfg.Keep, "keep", false, "keep the scratch databases for inspection")
 	return cmd
 }

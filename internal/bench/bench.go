@@ -30,20 +30,21 @@ import (
 // Scenarios lists the scenario names in the order they run. All but
 // "sqlite" run on PostgreSQL; "sqlite" is throughput-noop on the embedded
 // engine.
-var Scenarios = []string{"throughput-noop", "throughput-resources", "depth", "latency", "process", "sqlite"}
+var Scenarios = []string{"throughput-noop", "throughput-resources", "depth", "latency", "process", "dispatch-single", "sqlite"}
 
 // Config configures a benchmark run.
 type Config struct {
-	ServerURL    string   // PostgreSQL server to create scratch databases on; empty for SQLite only
-	SQLiteDir    string   // where the sqlite scenario's scratch file goes; default the system's temporary directory
-	Scenarios    []string // default: all that the given engines can run
-	Tasks        int      // tasks per throughput run; default 50,000
-	Concurrency  int      // worker slots; default 100
-	ProcessTasks int      // tasks of the process run, each in a child process; default 1,000
-	BatchSize    int      // tasks per dispatch call; default 1,000
-	DepthWaiting int      // waiting tasks of the deep run of "depth"; default 1,000,000
-	Samples      int      // latency samples; default 300
-	Keep         bool     // keep the scratch databases, for inspection
+	ServerURL    string        // PostgreSQL server to create scratch databases on; empty for SQLite only
+	SQLiteDir    string        // where the sqlite scenario's scratch file goes; default the system's temporary directory
+	Scenarios    []string      // default: all that the given engines can run
+	Tasks        int           // tasks per throughput run; default 50,000
+	Concurrency  int           // worker slots; default 100
+	ProcessTasks int           // tasks of the process run, each in a child process; default 1,000
+	BatchSize    int           // tasks per dispatch call; default 1,000
+	DepthWaiting int           // waiting tasks of the deep run of "depth"; default 1,000,000
+	Samples      int           // latency samples; default 300
+	Duration     time.Duration // of each timed run (dispatch-single, http); default 5 s
+	Keep         bool          // keep the scratch databases, for inspection
 	Out          io.Writer
 	Logger       *slog.Logger
 }
@@ -72,6 +73,9 @@ func (c *Config) defaults() {
 	}
 	if c.Samples <= 0 {
 		c.Samples = 300
+	}
+	if c.Duration <= 0 {
+		c.Duration = 5 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -118,6 +122,10 @@ func Run(ctx context.Context, cfg Config) error {
 			load.tasks = cfg.ProcessTasks
 			r, err = runThroughput(ctx, cfg, scratchPostgres, load)
 			line = fmt.Sprintf("process: %.0f tasks/s (%d stint.process.noop tasks, each in a child process, %d slots)", r.rate, load.tasks, load.slots)
+		case "dispatch-single":
+			var rs []singleResult
+			rs, err = runDispatchSingle(ctx, cfg)
+			line = singleLine(rs)
 		case "sqlite":
 			var r throughput
 			r, err = runThroughput(ctx, cfg, scratchSQLite, cfg.load("stint.noop"))
