@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/stint-dev/stint/internal/groupcommit"
 	"github.com/stint-dev/stint/store"
 )
 
@@ -34,7 +35,14 @@ type Store struct {
 	// signals turns notifications of the wake-up and cancel channels into
 	// signals, for Wakeups and Cancels.
 	signals *signalListener
+	// dispatcher gathers concurrent Dispatch calls into one transaction
+	// (group commit; see internal/groupcommit).
+	dispatcher *groupcommit.Committer[store.NewTask, *store.Task]
 }
+
+// dispatchRunning bounds the dispatch transactions of one Store in flight
+// at once: calls that arrive while they run share the next one.
+const dispatchRunning = 2
 
 var _ store.Store = (*Store)(nil)
 
@@ -69,6 +77,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	st := &Store{pool: pool}
 	st.signals = newSignalListener(pool, wakeChannel, cancelChannel)
+	st.dispatcher = groupcommit.New(func(ctx context.Context, tasks []store.NewTask) ([]*store.Task, error) {
+		return DispatchTx(ctx, pool, tasks)
+	}, groupcommit.Config{MaxRunning: dispatchRunning})
 	return st, nil
 }
 
@@ -89,6 +100,7 @@ func (s *Store) Close() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		s.dispatcher.Close()
 		s.signals.close()
 		s.closeSessions()
 		s.pool.Close()
@@ -162,9 +174,17 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// Dispatch implements store.Store.
+// Dispatch implements store.Store. Calls that arrive while earlier ones
+// are in flight are gathered into one transaction (group commit), each
+// still answered with its own tasks or its own error, and only after that
+// transaction committed; DispatchTx runs in the caller's transaction
+// instead and gathers nothing.
 func (s *Store) Dispatch(ctx context.Context, tasks []store.NewTask) ([]*store.Task, error) {
-	return DispatchTx(ctx, s.pool, tasks)
+	out, err := s.dispatcher.Do(ctx, tasks)
+	if errors.Is(err, groupcommit.ErrClosed) {
+		return nil, fmt.Errorf("postgres: store is closed")
+	}
+	return out, err
 }
 
 // DispatchTx dispatches tasks through q, which may be the caller's own

@@ -51,6 +51,21 @@ func TestDispatchTx(t *testing.T) {
 		if _, err := postgres.DispatchTx(ctx, tx, tasks); err != nil {
 			t.Fatal(err)
 		}
+		// Dispatch calls meanwhile (gathered into transactions of their
+		// own) neither join the caller's transaction nor wait for it.
+		others, err := client.Prepare([]stint.DispatchRequest{{Name: "stint.noop"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Dispatch(ctx, others); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Task(ctx, tasks[0].ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("a task of the open transaction is visible outside it: %v", err)
+		}
+		if _, err := st.Task(ctx, others[0].ID); err != nil {
+			t.Fatalf("a Dispatch during the open transaction: %v", err)
+		}
 		if commit {
 			err = tx.Commit(ctx)
 		} else {
@@ -68,9 +83,9 @@ func TestDispatchTx(t *testing.T) {
 		}
 	}
 	// The rolled-back task left nothing in the queues: the committed one is
-	// runnable at once.
+	// runnable at once (with the two dispatched beside the transactions).
 	got, err := st.Claim(ctx, store.ClaimParams{Worker: "w", Names: []string{"stint.noop"}, Limit: 10})
-	if err != nil || len(got) != 1 {
+	if err != nil || len(got) != 3 {
 		t.Fatalf("claim after DispatchTx: %d %v", len(got), err)
 	}
 }

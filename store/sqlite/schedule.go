@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/stint-dev/stint/internal/groupcommit"
 	"github.com/stint-dev/stint/store"
 )
 
@@ -156,7 +157,9 @@ var writeStatements = []string{
 
 // Dispatch implements store.Store. The tasks are inserted in order, in one
 // transaction, each queued behind every earlier incomplete task on its
-// resources.
+// resources. Calls that arrive while a write is in flight are gathered
+// into the next transaction (group commit), each still answered with its
+// own tasks or its own error, and only after that transaction committed.
 func (s *Store) Dispatch(ctx context.Context, tasks []store.NewTask) ([]*store.Task, error) {
 	if len(tasks) == 0 {
 		return nil, nil
@@ -169,6 +172,16 @@ func (s *Store) Dispatch(ctx context.Context, tasks []store.NewTask) ([]*store.T
 		}
 		rows[i] = p
 	}
+	out, err := s.dispatcher.Do(ctx, rows)
+	if errors.Is(err, groupcommit.ErrClosed) {
+		return nil, errClosed
+	}
+	return out, err
+}
+
+// dispatchBatch inserts the tasks of one or more Dispatch calls in one write
+// transaction.
+func (s *Store) dispatchBatch(ctx context.Context, rows []prepared) ([]*store.Task, error) {
 	out := make([]*store.Task, len(rows))
 	err := s.write(ctx, func(w *wtx) error {
 		for i, p := range rows {

@@ -19,6 +19,7 @@ import (
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/stint-dev/stint/internal/groupcommit"
 	"github.com/stint-dev/stint/store"
 )
 
@@ -62,6 +63,9 @@ type Store struct {
 	recovered RecoveryResult
 	hub       *hub
 	closeOnce sync.Once
+	// dispatcher gathers concurrent Dispatch calls into one write
+	// transaction (group commit; see internal/groupcommit).
+	dispatcher *groupcommit.Committer[prepared, *store.Task]
 
 	wmu     sync.Mutex // serialises write transactions and publishing
 	closed  bool       // under wmu
@@ -108,6 +112,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s := &Store{path: abs, lock: lf, stmts: map[string]*sql.Stmt{}, readStmts: map[string]*sql.Stmt{}}
 	s.users = users{s}
 	s.hub = newHub(&s.droppedChg)
+	// One writer: a second batch in flight would only wait for the lock
+	// with calls that could have joined the next batch.
+	s.dispatcher = groupcommit.New(s.dispatchBatch, groupcommit.Config{MaxRunning: 1})
 	if err := s.open(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -240,6 +247,7 @@ func (s *Store) DroppedChanges() uint64 { return s.droppedChg.Load() }
 // end. Calling it again does nothing.
 func (s *Store) Close() {
 	s.closeOnce.Do(func() {
+		s.dispatcher.Close()
 		s.wmu.Lock()
 		s.closed = true
 		s.wmu.Unlock()

@@ -25,6 +25,7 @@ type Opener func(t *testing.T) store.Store
 func Run(t *testing.T, open Opener) {
 	t.Run("Scheduling", func(t *testing.T) { testScheduling(t, open) })
 	t.Run("DispatchRecordsFields", func(t *testing.T) { testDispatchFields(t, open) })
+	t.Run("ConcurrentDispatch", func(t *testing.T) { testConcurrentDispatch(t, open) })
 	t.Run("ClaimOrderAndLimit", func(t *testing.T) { testClaimOrder(t, open) })
 	t.Run("ClaimOnlyKnownNames", func(t *testing.T) { testClaimNames(t, open) })
 	t.Run("FinishIsFenced", func(t *testing.T) { testFencing(t, open) })
