@@ -119,13 +119,15 @@ const (
 
 // identify resolves the caller from the Authorization header: a user by
 // its token, or, while no user exists and the server allows it, the
-// anonymous admin of open mode. It reads the store every time (no cache),
-// so a revoked token or the first user takes effect at once. err is a
-// store error, refusal a 401.
+// anonymous admin of open mode. A token that checked out is trusted for
+// Config.TokenCacheTTL without reading the store again (see tokenCache);
+// one that did not is read every time, and so is the absence of users, so
+// that the first user ends open mode at once. err is a store error,
+// refusal a 401.
 func (s *Server) identify(ctx context.Context, h http.Header) (principal, *refusal, error) {
 	values := h.Values("Authorization")
 	if len(values) == 0 {
-		hasUsers, err := s.cfg.Store.HasUsers(ctx)
+		hasUsers, err := s.hasUsers(ctx)
 		switch {
 		case err != nil:
 			return principal{}, nil, fmt.Errorf("checking for users: %w", err)
@@ -148,6 +150,9 @@ func (s *Server) identify(ctx context.Context, h http.Header) (principal, *refus
 		return principal{}, &refusal{detail: detailMalformed, tokenSent: true}, nil
 	}
 	invalid := &refusal{detail: detailInvalid, tokenSent: true, tokenID: id}
+	if cached, ok := s.tokens.token(id); ok && auth.Matches(secret, cached.hash) {
+		return cached.who, nil, nil
+	}
 	hash, user, err := s.cfg.Store.Token(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -157,7 +162,9 @@ func (s *Server) identify(ctx context.Context, h http.Header) (principal, *refus
 	case !auth.Matches(secret, hash) || user == nil || user.Name == "":
 		return principal{}, invalid, nil
 	}
-	return principal{user: user.Name, admin: user.Role == store.RoleAdmin}, nil, nil
+	who := principal{user: user.Name, admin: user.Role == store.RoleAdmin}
+	s.tokens.putToken(id, hash, who)
+	return who, nil, nil
 }
 
 // me is GET /me: the caller, its role and the server's cancel policy.

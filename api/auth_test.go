@@ -325,10 +325,11 @@ func TestEventsShowOnlyWhatTheCallerMaySee(t *testing.T) {
 }
 
 // TestRevokedTokenRefusedAtOnce revokes a token and removes a user while
-// they are in use: the next request is a 401, and an open stream ends.
+// they are in use, on a node that reads the store on every request
+// (TokenCacheTTL < 0): the next request is a 401, and an open stream ends.
 func TestRevokedTokenRefusedAtOnce(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
-		a := newAuthEnv(t, eng, api.Config{})
+		a := newAuthEnv(t, eng, api.Config{TokenCacheTTL: -1})
 		second := a.addToken("alice")
 		alice2 := a.as(second.Secret)
 		alice2.must("GET", "/api/v1/tasks", nil, 200, nil)
@@ -355,6 +356,44 @@ func TestRevokedTokenRefusedAtOnce(t *testing.T) {
 		}
 		if got := a.by["bob"].do("GET", "/api/v1/tasks", nil); got.status != 401 {
 			t.Errorf("a removed user's token: %d %s", got.status, got.body)
+		}
+	})
+}
+
+// TestRevokedTokenRefusedWithinTheCacheTTL: by default a node trusts a
+// token that checked out for DefaultTokenCacheTTL, so a revoked token
+// still works just after its revocation and is refused once that time has
+// passed; a wrong secret for a cached token's id is refused at once.
+func TestRevokedTokenRefusedWithinTheCacheTTL(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		a := newAuthEnv(t, eng, api.Config{})
+		second := a.addToken("alice")
+		alice2 := a.as(second.Secret)
+		alice2.must("GET", "/api/v1/tasks", nil, 200, nil)
+		id, _, _ := strings.Cut(strings.TrimPrefix(second.Secret, "stint_"), "_")
+		if got := a.as("stint_"+id+"_"+strings.Repeat("A", 43)).do("GET", "/api/v1/tasks", nil); got.status != 401 {
+			t.Errorf("a cached token's id with a wrong secret: %d %s", got.status, got.body)
+		}
+
+		revoked := time.Now()
+		if err := a.store.RevokeToken(a.ctx, second.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got := alice2.do("GET", "/api/v1/tasks", nil); got.status != 200 && time.Since(revoked) < api.DefaultTokenCacheTTL/2 {
+			t.Errorf("just after its revocation, the cached token got %d: is it cached?", got.status)
+		}
+		for {
+			got := alice2.do("GET", "/api/v1/tasks", nil)
+			if got.status == 401 {
+				break
+			}
+			if time.Since(revoked) > api.DefaultTokenCacheTTL+2*time.Second {
+				t.Fatalf("the revoked token still gets %d %s after %v", got.status, got.body, time.Since(revoked))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if since := time.Since(revoked); since < api.DefaultTokenCacheTTL/2 {
+			t.Errorf("the revoked token was refused after %v: nothing was cached", since)
 		}
 	})
 }

@@ -84,7 +84,7 @@ func (s *Server) openHostAllowed(w http.ResponseWriter, r *http.Request) bool {
 	if len(r.Header.Values("Authorization")) > 0 {
 		return true // not let in as the anonymous admin, whatever the Host
 	}
-	hasUsers, err := s.cfg.Store.HasUsers(r.Context())
+	hasUsers, err := s.hasUsers(r.Context())
 	if err != nil {
 		s.internalError(w, r, err)
 		return false

@@ -55,6 +55,12 @@ type Config struct {
 	// address (localhost, 127.0.0.0/8, [::1]), so that a web page whose
 	// name was rebound to 127.0.0.1 (DNS rebinding) gets 403.
 	OpenAnyHost bool
+	// TokenCacheTTL is how long this node trusts a token that checked out
+	// (and the knowledge that users exist) without reading the store
+	// again: a revoked token, a removed user or a changed role takes
+	// effect within it. Default DefaultTokenCacheTTL; negative: read the
+	// store on every request.
+	TokenCacheTTL time.Duration
 	// CancelPolicy says who may cancel a task: CancelOwner (the default:
 	// its owner or an admin) or CancelAdminOnly.
 	CancelPolicy CancelPolicy
@@ -86,6 +92,8 @@ type Server struct {
 	log     *slog.Logger
 	events  *hub
 	handler http.Handler
+	// tokens remembers checked tokens for Config.TokenCacheTTL.
+	tokens *tokenCache
 	// immediate holds a token per immediate task running inline; its
 	// capacity is Config.ImmediateSlots.
 	immediate chan struct{}
@@ -124,6 +132,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ImmediateWorker == "" {
 		cfg.ImmediateWorker = stint.DefaultWorkerName()
 	}
+	if cfg.TokenCacheTTL == 0 {
+		cfg.TokenCacheTTL = DefaultTokenCacheTTL
+	}
 	switch cfg.CancelPolicy {
 	case "":
 		cfg.CancelPolicy = CancelOwner
@@ -132,6 +143,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("api: CancelPolicy %q: must be %q or %q", cfg.CancelPolicy, CancelOwner, CancelAdminOnly)
 	}
 	s := &Server{cfg: cfg, client: stint.NewClient(cfg.Store, cfg.Registry), log: cfg.Logger, immediate: make(chan struct{}, cfg.ImmediateSlots)}
+	s.tokens = newTokenCache(cfg.TokenCacheTTL)
 	s.events = newHub(cfg.Store, s.log, cfg.MaxEventStreams, cfg.MaxEventStreamsPerUser)
 	if err := s.events.start(); err != nil {
 		return nil, err
