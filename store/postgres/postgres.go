@@ -41,8 +41,11 @@ type Store struct {
 }
 
 // dispatchRunning bounds the dispatch transactions of one Store in flight
-// at once: calls that arrive while they run share the next one.
-const dispatchRunning = 2
+// at once: calls that arrive while they run share the next one. One gave
+// the most dispatches per second from 8 and 50 callers on the machine of
+// docs/benchmarks.md (2 and 4 made smaller batches that queued at commit
+// instead), and costs a lone caller nothing.
+const dispatchRunning = 1
 
 var _ store.Store = (*Store)(nil)
 
