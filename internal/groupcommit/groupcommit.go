@@ -82,11 +82,25 @@ func (c *Committer[T, R]) Do(ctx context.Context, items []T) ([]R, error) {
 		return nil, ErrClosed
 	}
 	c.queue = append(c.queue, cl)
-	if c.running < c.maxRunning {
+	lead := c.running < c.maxRunning
+	if lead {
 		c.running++
-		go c.run()
 	}
 	c.mu.Unlock()
+	if lead {
+		if batch := c.take(); len(batch) == 1 && batch[0] == cl {
+			// Alone: run in the caller's goroutine, under its context,
+			// and hand the runner's place on to whoever came meanwhile.
+			c.runBatch(batch)
+			c.handOff()
+			return cl.results, cl.err
+		} else if batch != nil {
+			go func() {
+				c.runBatch(batch)
+				c.run()
+			}()
+		}
+	}
 
 	select {
 	case <-cl.done:
@@ -139,6 +153,26 @@ func (c *Committer[T, R]) run() {
 	}
 }
 
+// handOff gives up the place of a runner that ran one batch: to a new
+// runner goroutine when calls are queued, else by retiring it.
+func (c *Committer[T, R]) handOff() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) > 0 {
+		go c.run()
+		return
+	}
+	c.retire()
+}
+
+// retire counts a runner out; the caller holds mu.
+func (c *Committer[T, R]) retire() {
+	c.running--
+	if c.running == 0 {
+		c.idle.Broadcast()
+	}
+}
+
 // take removes the next batch from the queue, or, when the queue is empty,
 // retires the runner and returns nil.
 func (c *Committer[T, R]) take() []*call[T, R] {
@@ -150,10 +184,7 @@ func (c *Committer[T, R]) take() []*call[T, R] {
 		n++
 	}
 	if n == 0 {
-		c.running--
-		if c.running == 0 {
-			c.idle.Broadcast()
-		}
+		c.retire()
 		return nil
 	}
 	batch := make([]*call[T, R], n)

@@ -301,3 +301,17 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// BenchmarkLoneCaller measures what a Committer adds to a call that has no
+// company.
+func BenchmarkLoneCaller(b *testing.B) {
+	c := groupcommit.New(func(ctx context.Context, items []int) ([]int, error) { return items, nil }, groupcommit.Config{})
+	defer c.Close()
+	ctx := context.Background()
+	items := []int{1}
+	for b.Loop() {
+		if _, err := c.Do(ctx, items); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
