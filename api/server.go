@@ -61,6 +61,11 @@ type Config struct {
 	// effect within it. Default DefaultTokenCacheTTL; negative: read the
 	// store on every request.
 	TokenCacheTTL time.Duration
+	// StatusCacheTTL is how old the figures of GET /status may be: it
+	// answers from memory and reads them again, in one request, when they
+	// are older. Default DefaultStatusCacheTTL; negative: read on every
+	// request.
+	StatusCacheTTL time.Duration
 	// CancelPolicy says who may cancel a task: CancelOwner (the default:
 	// its owner or an admin) or CancelAdminOnly.
 	CancelPolicy CancelPolicy
@@ -94,6 +99,8 @@ type Server struct {
 	handler http.Handler
 	// tokens remembers checked tokens for Config.TokenCacheTTL.
 	tokens *tokenCache
+	// statuses keeps the last answer of GET /status.
+	statuses *statusCache
 	// immediate holds a token per immediate task running inline; its
 	// capacity is Config.ImmediateSlots.
 	immediate chan struct{}
@@ -135,6 +142,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TokenCacheTTL == 0 {
 		cfg.TokenCacheTTL = DefaultTokenCacheTTL
 	}
+	if cfg.StatusCacheTTL == 0 {
+		cfg.StatusCacheTTL = DefaultStatusCacheTTL
+	}
 	switch cfg.CancelPolicy {
 	case "":
 		cfg.CancelPolicy = CancelOwner
@@ -144,6 +154,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, client: stint.NewClient(cfg.Store, cfg.Registry), log: cfg.Logger, immediate: make(chan struct{}, cfg.ImmediateSlots)}
 	s.tokens = newTokenCache(cfg.TokenCacheTTL)
+	s.statuses = &statusCache{ttl: max(cfg.StatusCacheTTL, 0)}
 	s.events = newHub(cfg.Store, s.log, cfg.MaxEventStreams, cfg.MaxEventStreamsPerUser)
 	if err := s.events.start(); err != nil {
 		return nil, err

@@ -102,24 +102,3 @@ func (s *Server) renderWorker(w store.WorkerInfo) apiv1.Worker {
 	}
 	return a
 }
-
-// status is GET /status: version, engine, whether the database answers,
-// workers, and incomplete tasks. It answers 200 even when the database
-// does not, saying so.
-func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	st := apiv1.Status{Version: s.cfg.Version, Engine: s.cfg.Engine}
-	workers, werr := s.cfg.Store.Workers(r.Context())
-	counts, cerr := s.cfg.Store.CountByState(r.Context())
-	st.Database.Reachable = werr == nil && cerr == nil
-	for _, wi := range workers {
-		if metrics.IsMissing(wi, s.cfg.MissingAfter) {
-			st.Workers.Missing++
-		} else {
-			st.Workers.Online++
-		}
-	}
-	st.Tasks.Waiting = counts[store.StateWaiting]
-	st.Tasks.Running = counts[store.StateRunning]
-	st.Tasks.Canceling = counts[store.StateCanceling]
-	writeJSON(w, http.StatusOK, st)
-}
