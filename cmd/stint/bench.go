@@ -27,8 +27,11 @@ With --db sqlite:PATH, only the sqlite scenario runs, in a scratch file in
 PATH's directory (PATH itself is not touched).
 
 Scenarios: throughput-noop, throughput-resources, depth, latency, process
-(no-op tasks each in a child process) (PostgreSQL); sqlite (throughput-noop
-on the embedded engine).`,
+(no-op tasks each in a child process), dispatch-single (client.Dispatch of
+one task per call from 1, 8 and 50 goroutines), http (an API node and a
+worker driven by 50 HTTP clients: POST /tasks, GET /tasks/{id},
+GET /tasks?limit=20, GET /status with --http-tasks tasks in the table)
+(PostgreSQL); sqlite (throughput-noop on the embedded engine).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			target, err := parseDB(db)
@@ -61,6 +64,7 @@ on the embedded engine).`,
 	f.IntVar(&cfg.DepthWaiting, "depth-waiting", 1_000_000, "waiting tasks in the deep run of the depth scenario")
 	f.IntVar(&cfg.Samples, "samples", 300, "latency samples")
 	f.DurationVar(&cfg.Duration, "duration", 5*time.Second, "length of each timed run (dispatch-single, http)")
+	f.IntVar(&cfg.HTTPTasks, "http-tasks", 1_000_000, "tasks in the table for the read paths of the http scenario")
 	f.BoolVar(&cfg.Keep, "keep", false, "keep the scratch databases for inspection")
 	return cmd
 }

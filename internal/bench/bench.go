@@ -30,7 +30,7 @@ import (
 // Scenarios lists the scenario names in the order they run. All but
 // "sqlite" run on PostgreSQL; "sqlite" is throughput-noop on the embedded
 // engine.
-var Scenarios = []string{"throughput-noop", "throughput-resources", "depth", "latency", "process", "dispatch-single", "sqlite"}
+var Scenarios = []string{"throughput-noop", "throughput-resources", "depth", "latency", "process", "dispatch-single", "http", "sqlite"}
 
 // Config configures a benchmark run.
 type Config struct {
@@ -44,6 +44,7 @@ type Config struct {
 	DepthWaiting int           // waiting tasks of the deep run of "depth"; default 1,000,000
 	Samples      int           // latency samples; default 300
 	Duration     time.Duration // of each timed run (dispatch-single, http); default 5 s
+	HTTPTasks    int           // tasks in the table of the http scenario's read paths; default 1,000,000
 	Keep         bool          // keep the scratch databases, for inspection
 	Out          io.Writer
 	Logger       *slog.Logger
@@ -76,6 +77,9 @@ func (c *Config) defaults() {
 	}
 	if c.Duration <= 0 {
 		c.Duration = 5 * time.Second
+	}
+	if c.HTTPTasks <= 0 {
+		c.HTTPTasks = 1_000_000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -126,6 +130,10 @@ func Run(ctx context.Context, cfg Config) error {
 			var rs []singleResult
 			rs, err = runDispatchSingle(ctx, cfg)
 			line = singleLine(rs)
+		case "http":
+			var rs []httpResult
+			rs, err = runHTTP(ctx, cfg)
+			line = httpLines(rs, cfg)
 		case "sqlite":
 			var r throughput
 			r, err = runThroughput(ctx, cfg, scratchSQLite, cfg.load("stint.noop"))
