@@ -99,6 +99,8 @@ func TestBadDatabaseFlagsGiveOneLine(t *testing.T) {
 		{[]string{"api"}, "--db is required"},
 		{[]string{"serve", "--db", "sqlite:"}, "no file"},
 		{[]string{"bench", "--db", "sqlite:x.db", "--scenario", "latency"}, "scenario latency needs PostgreSQL"},
+		{[]string{"bench", "--db", "sqlite:x.db", "--scenario", "http"}, "scenario http needs PostgreSQL"},
+		{[]string{"bench", "--db", "sqlite:x.db", "--scenario", "dispatch-single"}, "scenario dispatch-single needs PostgreSQL"},
 		{[]string{"bench", "--db", "postgres://postgres@127.0.0.1:5432/postgres", "--scenario", "nope"}, "unknown scenario"},
 		{[]string{"migrate", "--db", "postgres://postgres@127.0.0.1:1/none?connect_timeout=2"}, "postgres:"},
 	}
