@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"sync"
 	"time"
@@ -24,14 +25,14 @@ type statusCache struct {
 	ttl time.Duration // zero: read on every request
 
 	mu         sync.Mutex
-	last       apiv1.Status
+	last       []byte // the answer's body, encoded once
 	readAt     time.Time
 	have       bool
 	refreshing chan struct{} // closed when the read in flight ends; nil if none
 }
 
 // get returns the status, reading it through read when it is stale.
-func (c *statusCache) get(ctx context.Context, read func(context.Context) apiv1.Status) apiv1.Status {
+func (c *statusCache) get(ctx context.Context, read func(context.Context) []byte) []byte {
 	if c.ttl == 0 {
 		return read(ctx)
 	}
@@ -80,7 +81,18 @@ func (c *statusCache) get(ctx context.Context, read func(context.Context) apiv1.
 // workers, and incomplete tasks, at most Config.StatusCacheTTL old. It
 // answers 200 even when the database does not, saying so.
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.statuses.get(r.Context(), s.readStatus))
+	body := s.statuses.get(r.Context(), s.encodedStatus)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(body) //nolint:errcheck // the client went away
+}
+
+// encodedStatus is the body of GET /status, as writeJSON writes it.
+func (s *Server) encodedStatus(ctx context.Context) []byte {
+	b, err := json.Marshal(s.readStatus(ctx))
+	if err != nil { // a Status always encodes
+		panic("api: encoding the status: " + err.Error())
+	}
+	return append(b, '\n')
 }
 
 // readStatus reads the figures of GET /status from the store.

@@ -1,9 +1,11 @@
 package main
 
 import (
-	"time"
-
+	"fmt"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,8 +15,9 @@ import (
 
 func newBenchCommand() *cobra.Command {
 	var (
-		db  string
-		cfg bench.Config
+		db         string
+		cfg        bench.Config
+		cpuProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -51,6 +54,13 @@ GET /tasks?limit=20, GET /status with --http-tasks tasks in the table)
 			}
 			cfg.Out = cmd.OutOrStdout()
 			cfg.Logger = newLogger()
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			return bench.Run(cmd.Context(), cfg)
 		},
 	}
@@ -66,5 +76,22 @@ GET /tasks?limit=20, GET /status with --http-tasks tasks in the table)
 	f.DurationVar(&cfg.Duration, "duration", 5*time.Second, "length of each timed run (dispatch-single, http)")
 	f.IntVar(&cfg.HTTPTasks, "http-tasks", 1_000_000, "tasks in the table for the read paths of the http scenario")
 	f.BoolVar(&cfg.Keep, "keep", false, "keep the scratch databases for inspection")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the API node, workers and load generators of the scenarios) to `FILE`, for go tool pprof")
 	return cmd
+}
+
+// startCPUProfile profiles this process into path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
