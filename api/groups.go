@@ -92,21 +92,24 @@ func (s *Server) listTaskGroups(w http.ResponseWriter, r *http.Request) {
 	}
 	if p := caller(r); !p.admin {
 		if f.Owner != "" && f.Owner != p.user {
-			writeJSON(w, http.StatusOK, page[apiv1.TaskGroup](r, 0, f.Limit, f.Offset, nil))
+			writeJSON(w, http.StatusOK, emptyPage[apiv1.TaskGroup](r, f.Limit, f.Offset))
 			return
 		}
 		f.Owner = p.user
 	}
+	limit := f.Limit
+	f.Limit++ // one more: another page follows when it is there
 	groups, count, err := s.cfg.Store.ListTaskGroups(r.Context(), f)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
+	groups, more := overLimit(groups, limit)
 	out := make([]apiv1.TaskGroup, len(groups))
 	for i, g := range groups {
 		out[i] = renderTaskGroup(g, false)
 	}
-	writeJSON(w, http.StatusOK, page(r, count, f.Limit, f.Offset, out))
+	writeJSON(w, http.StatusOK, page(r, count, more, limit, f.Offset, out))
 }
 
 // getTaskGroup is GET /task-groups/{id}.

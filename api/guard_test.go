@@ -64,7 +64,7 @@ func (e *env) countTasks() int {
 	if err != nil {
 		e.tb.Fatal(err)
 	}
-	return n
+	return countOf(n)
 }
 
 // TestBodiesMustBeJSON: a body of another media type (a form or

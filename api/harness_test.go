@@ -378,3 +378,12 @@ func (e *env) openEvents(query string) <-chan sseEvent {
 	}()
 	return ch
 }
+
+// countOf is a page's count for comparisons and messages: -1 when the API
+// sent none.
+func countOf(n *int) int {
+	if n == nil {
+		return -1
+	}
+	return *n
+}

@@ -173,24 +173,25 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	p := apiv1.Prefix
+	gz := compressed()
 	// Every endpoint of /api/v1 needs a caller but /status and
 	// /openapi.json, which are public, as are /metrics and the probes.
 	mux.Handle("POST "+p+"/tasks", s.authenticate(s.dispatchTask))
-	mux.Handle("GET "+p+"/tasks", s.authenticate(s.listTasks))
+	mux.Handle("GET "+p+"/tasks", gz(s.authenticate(s.listTasks)))
 	mux.Handle("GET "+p+"/tasks/{id}", s.authenticate(s.getTask))
 	mux.Handle("PATCH "+p+"/tasks/{id}", s.authenticate(s.patchTask))
-	mux.Handle("GET "+p+"/workers", s.authenticate(s.listWorkers))
+	mux.Handle("GET "+p+"/workers", gz(s.authenticate(s.listWorkers)))
 	mux.Handle("GET "+p+"/workers/{name}", s.authenticate(s.getWorker))
 	mux.Handle("DELETE "+p+"/tasks/{id}", s.authenticate(s.deleteTask))
 	mux.Handle("POST "+p+"/tasks/purge", s.authenticate(s.purgeTasks))
 	mux.Handle("POST "+p+"/task-groups", s.authenticate(s.createTaskGroup))
-	mux.Handle("GET "+p+"/task-groups", s.authenticate(s.listTaskGroups))
-	mux.Handle("GET "+p+"/task-groups/{id}", s.authenticate(s.getTaskGroup))
+	mux.Handle("GET "+p+"/task-groups", gz(s.authenticate(s.listTaskGroups)))
+	mux.Handle("GET "+p+"/task-groups/{id}", gz(s.authenticate(s.getTaskGroup)))
 	mux.Handle("PATCH "+p+"/task-groups/{id}", s.authenticate(s.patchTaskGroup))
 	mux.Handle("GET "+p+"/events", s.authenticate(s.streamEvents))
 	mux.Handle("GET "+p+"/me", s.authenticate(s.me))
 	mux.HandleFunc("GET "+p+"/status", s.status)
-	mux.HandleFunc("GET "+p+"/openapi.json", s.openAPI)
+	mux.Handle("GET "+p+"/openapi.json", gz(http.HandlerFunc(s.openAPI)))
 	mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	})

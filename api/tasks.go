@@ -96,22 +96,27 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) {
 		// A user lists its own tasks, and the client's filters apply
 		// within them: owner=someone-else selects nothing.
 		if f.Owner != "" && f.Owner != p.user {
-			writeJSON(w, http.StatusOK, page[apiv1.Task](r, 0, f.Limit, f.Offset, nil))
+			writeJSON(w, http.StatusOK, emptyPage[apiv1.Task](r, f.Limit, f.Offset))
 			return
 		}
 		f.Owner = p.user
 	}
+	// One task more than the page says whether another page follows,
+	// whether or not the total is known.
+	limit := f.Limit
+	f.Limit++
 	tasks, count, err := s.cfg.Store.ListTasks(r.Context(), f)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
+	tasks, more := overLimit(tasks, limit)
 	results, err := s.renderTasks(r, tasks)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, page(r, count, f.Limit, f.Offset, results))
+	writeJSON(w, http.StatusOK, page(r, count, more, limit, f.Offset, results))
 }
 
 // pathID parses the {id} of the path, answering 400 if it is no UUID.
@@ -297,7 +302,9 @@ func (s *Server) writeTask(w http.ResponseWriter, r *http.Request, task *store.T
 }
 
 // page builds a list answer with the hrefs of the neighbouring pages.
-func page[T any](r *http.Request, count, limit, offset int, results []T) apiv1.Page[T] {
+// count is the total when it is known; more says whether results follow
+// this page.
+func page[T any](r *http.Request, count *int, more bool, limit, offset int, results []T) apiv1.Page[T] {
 	p := apiv1.Page[T]{Count: count, Results: results}
 	if p.Results == nil {
 		p.Results = []T{}
@@ -313,11 +320,26 @@ func page[T any](r *http.Request, count, limit, offset int, results []T) apiv1.P
 		s := r.URL.Path + "?" + q.Encode()
 		return &s
 	}
-	if offset+limit < count {
+	if more {
 		p.Next = link(offset + limit)
 	}
 	if offset > 0 {
 		p.Previous = link(max(0, offset-limit))
 	}
 	return p
+}
+
+// emptyPage is the answer of a list that selects nothing.
+func emptyPage[T any](r *http.Request, limit, offset int) apiv1.Page[T] {
+	zero := 0
+	return page[T](r, &zero, false, limit, offset, nil)
+}
+
+// overLimit trims a page read with one result more than limit, which
+// says whether another page follows.
+func overLimit[T any](results []T, limit int) ([]T, bool) {
+	if len(results) > limit {
+		return results[:limit], true
+	}
+	return results, false
 }

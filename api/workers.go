@@ -57,7 +57,7 @@ func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request) {
 	}
 	count := len(selected)
 	selected = selected[min(q.offset, count):min(q.offset+q.limit, count)]
-	writeJSON(w, http.StatusOK, page(r, count, q.limit, q.offset, selected))
+	writeJSON(w, http.StatusOK, page(r, &count, q.offset+q.limit < count, q.limit, q.offset, selected))
 }
 
 // getWorker is GET /workers/{name}.

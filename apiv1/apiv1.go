@@ -247,9 +247,12 @@ type Blocker struct {
 }
 
 // Page is one page of a list: the total count, the hrefs of the next and
-// previous pages (null at the ends), and the results.
+// previous pages (null at the ends), and the results. Count is null when
+// the total is not cheap to know (a filtered list of tasks or groups that
+// selects more than 10,000 of them); Next says whether a page follows
+// whatever Count is.
 type Page[T any] struct {
-	Count    int     `json:"count"`
+	Count    *int    `json:"count"`
 	Next     *string `json:"next"`
 	Previous *string `json:"previous"`
 	Results  []T     `json:"results"`

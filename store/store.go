@@ -286,6 +286,24 @@ type TaskFilter struct {
 	Offset   int
 }
 
+// CountBound is how far ListTasks and ListTaskGroups count the rows their
+// filter selects when the count is not known otherwise: they stop at
+// CountBound+1 rows, and report no total when they reach it, so that a
+// list's cost does not grow with the table.
+const CountBound = 10_000
+
+// OnlyStates reports whether f selects by state alone (or selects every
+// task): Ordering, Limit and Offset aside, no field but States is set.
+// The engines count such a list from the counts per state they maintain
+// (CountByState), exactly and without reading the tasks.
+func (f TaskFilter) OnlyStates() bool {
+	return len(f.IDs) == 0 && f.Name == "" && f.NameContains == "" && f.Worker == "" && f.Owner == "" &&
+		f.ParentTask == nil && f.TaskGroup == nil &&
+		f.ExclusiveResource == "" && f.SharedResource == "" && f.ReservedResource == "" && f.CreatedResource == "" &&
+		f.CreatedGTE == nil && f.CreatedLTE == nil && f.StartedGTE == nil && f.StartedLTE == nil &&
+		f.FinishedGTE == nil && f.FinishedLTE == nil
+}
+
 // TaskChange says that a task's state or progress changed. Changes are
 // published by every process that changes tasks and received by every
 // process that listens, on any node.
@@ -463,8 +481,10 @@ type Store interface {
 	// ErrNotFound.
 	TaskGroup(ctx context.Context, id uuid.UUID) (*TaskGroup, error)
 	// ListTaskGroups returns a page of groups, newest first, with their
-	// counts, and how many groups f selects in all.
-	ListTaskGroups(ctx context.Context, f TaskGroupFilter) ([]*TaskGroup, int, error)
+	// counts, and how many groups f selects in all (ignoring Limit and
+	// Offset) when that is cheap to know, as ListTasks does: nil when more
+	// than CountBound groups match and the page does not end the set.
+	ListTaskGroups(ctx context.Context, f TaskGroupFilter) ([]*TaskGroup, *int, error)
 	// SealTaskGroup sets AllTasksDispatched (idempotent) and returns the
 	// group as TaskGroup does; ErrNotFound.
 	SealTaskGroup(ctx context.Context, id uuid.UUID) (*TaskGroup, error)
@@ -474,14 +494,26 @@ type Store interface {
 	CancelTaskGroup(ctx context.Context, id uuid.UUID) (*TaskGroup, error)
 
 	// ListTasks returns a page of the tasks f selects, in f's order, and how
-	// many tasks f selects in all (ignoring Limit and Offset).
-	ListTasks(ctx context.Context, f TaskFilter) ([]*Task, int, error)
+	// many tasks f selects in all (ignoring Limit and Offset) when that is
+	// cheap to know, nil otherwise. The total is exact when the page ends
+	// the set (it is shorter than Limit, and not past the end), when f
+	// selects by state alone (OnlyStates: from the maintained counts of
+	// CountByState), and when at most CountBound tasks match (a count that
+	// stops after CountBound+1 rows); it is nil when more match. Callers
+	// that page learn whether a next page exists by asking for one task
+	// more than they show, not from the total. The page and the total may
+	// be read in two statements: on PostgreSQL the total may then be off
+	// by the tasks dispatched or changed between them.
+	ListTasks(ctx context.Context, f TaskFilter) ([]*Task, *int, error)
 
 	// ChildTasks returns the ids of the children of each given task, in
 	// dispatch order. Tasks without children are absent from the map.
 	ChildTasks(ctx context.Context, parents []uuid.UUID) (map[uuid.UUID][]uuid.UUID, error)
 
 	// CountByState counts tasks per state; states with none are absent.
+	// The engines maintain the counts as tasks are written (triggers in
+	// the schema), so that it reads a few rows whatever the number of
+	// tasks; the counts are exact, as of one snapshot.
 	CountByState(ctx context.Context) (map[State]int, error)
 
 	// BlockedBy lists, for a waiting task, the earlier conflicting tasks on

@@ -237,8 +237,9 @@ func newGroupListCommand() *cobra.Command {
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			if shown := offset + len(page.Results); shown < page.Count {
-				fmt.Fprintf(cmd.ErrOrStderr(), "(%d-%d of %d groups; --offset %d for more)\n", offset+1, shown, page.Count, shown)
+			if page.Next != nil {
+				shown := offset + len(page.Results)
+				fmt.Fprintf(cmd.ErrOrStderr(), "(%d-%d of %s groups; --offset %d for more)\n", offset+1, shown, totalText(page.Count), shown)
 			}
 			return nil
 		},

@@ -80,8 +80,9 @@ midnight), or a duration meaning that long ago (90m).`,
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			if shown := lf.offset + len(page.Results); shown < page.Count {
-				fmt.Fprintf(cmd.ErrOrStderr(), "(%d-%d of %d tasks; --offset %d for more)\n", lf.offset+1, shown, page.Count, shown)
+			if page.Next != nil {
+				shown := lf.offset + len(page.Results)
+				fmt.Fprintf(cmd.ErrOrStderr(), "(%d-%d of %s tasks; --offset %d for more)\n", lf.offset+1, shown, totalText(page.Count), shown)
 			}
 			return nil
 		},
@@ -190,4 +191,13 @@ func parseTimeFlag(v string, now time.Time) (time.Time, error) {
 		return now.Add(-d), nil
 	}
 	return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339 (2026-01-02T15:04:05Z), a date (2026-01-02) or a duration ago (90m)", v)
+}
+
+// totalText is a list's total for people: "many" when the API did not
+// count it (more than it counts cheaply).
+func totalText(count *int) string {
+	if count == nil {
+		return "many"
+	}
+	return strconv.Itoa(*count)
 }

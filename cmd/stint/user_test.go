@@ -63,11 +63,11 @@ func testUserCommands(t *testing.T, eng enginetest.Engine) {
 
 	// Bob sees his task only; Alice sees all three; workers are for admins.
 	out, _, code = as(bob, "task", "list", "-o", "json")
-	if page := decodeJSON[apiv1.Page[apiv1.Task]](t, "bob's list", out); code != 0 || page.Count != 1 || page.Results[0].ID.String() != bobTask || page.Results[0].Owner != "bob" {
+	if page := decodeJSON[apiv1.Page[apiv1.Task]](t, "bob's list", out); code != 0 || countOf(page.Count) != 1 || page.Results[0].ID.String() != bobTask || page.Results[0].Owner != "bob" {
 		t.Fatalf("bob's list: exit %d, %+v", code, page)
 	}
 	out, _, code = as(alice, "task", "list", "-o", "json")
-	if page := decodeJSON[apiv1.Page[apiv1.Task]](t, "alice's list", out); code != 0 || page.Count != 2 {
+	if page := decodeJSON[apiv1.Page[apiv1.Task]](t, "alice's list", out); code != 0 || countOf(page.Count) != 2 {
 		t.Fatalf("alice's list: exit %d, %+v", code, page)
 	}
 	if _, stderr, code := as(bob, "worker", "list"); code != 1 || !strings.Contains(stderr, "403") {

@@ -435,11 +435,11 @@ func TestValidResponses(t *testing.T) {
 		{"dispatch bad", "POST", "/api/v1/tasks", 400, nil, errBody("name: unknown task type")},
 		{"dispatch too large", "POST", "/api/v1/tasks", 413, nil, errBody("the body is larger than 1048576 bytes")},
 		{"task page", "GET", "/api/v1/tasks?limit=2&offset=2", 200, nil, mustJSON(t, apiv1.Page[apiv1.Task]{
-			Count: 7, Next: &next, Previous: &prev, Results: []apiv1.Task{fullTask(), minimalTask()}})},
+			Count: new(7), Next: &next, Previous: &prev, Results: []apiv1.Task{fullTask(), minimalTask()}})},
 		{"empty task page", "GET", "/api/v1/tasks", 200, nil, mustJSON(t, apiv1.Page[apiv1.Task]{Results: []apiv1.Task{}})},
 		{"bad filter", "GET", "/api/v1/tasks?limit=0", 400, nil, errBody("limit: must be from 1 to 1000")},
 		{"worker page", "GET", "/api/v1/workers?missing=false", 200, nil, mustJSON(t, apiv1.Page[apiv1.Worker]{
-			Count: 1, Results: []apiv1.Worker{sampleWorker()}})},
+			Count: new(1), Results: []apiv1.Worker{sampleWorker()}})},
 		{"worker", "GET", "/api/v1/workers/4242@host1", 200, nil, mustJSON(t, sampleWorker())},
 		{"no worker", "GET", "/api/v1/workers/nobody", 404, nil, errBody(`no worker "nobody"`)},
 		{"status", "GET", "/api/v1/status", 200, nil, mustJSON(t, sampleStatus())},

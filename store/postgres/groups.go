@@ -174,11 +174,12 @@ func (s *Store) TaskGroup(ctx context.Context, id uuid.UUID) (*store.TaskGroup, 
 
 // ListTaskGroups implements store.Store. The page and its groups' counts
 // are one statement: a GROUP BY per group of the page, through
-// stint_tasks_group. The total comes from a separate count, run only when
-// the page does not tell it, as in ListTasks.
-func (s *Store) ListTaskGroups(ctx context.Context, f store.TaskGroupFilter) ([]*store.TaskGroup, int, error) {
+// stint_tasks_group. The total comes from a separate count that stops
+// after store.CountBound+1 groups, run only when the page does not tell it,
+// as in ListTasks.
+func (s *Store) ListTaskGroups(ctx context.Context, f store.TaskGroupFilter) ([]*store.TaskGroup, *int, error) {
 	if f.Limit < 0 || f.Offset < 0 {
-		return nil, 0, fmt.Errorf("postgres: negative limit or offset (%d, %d)", f.Limit, f.Offset)
+		return nil, nil, fmt.Errorf("postgres: negative limit or offset (%d, %d)", f.Limit, f.Offset)
 	}
 	c := &conditions{}
 	if f.Owner != "" {
@@ -205,7 +206,7 @@ func (s *Store) ListTaskGroups(ctx context.Context, f store.TaskGroupFilter) ([]
 			WHERE t.task_group = p.id AND t.task_group IS NOT NULL GROUP BY t.state) n ON true
 		ORDER BY p.created_at DESC, p.id DESC`, args...)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	defer rows.Close()
 	var groups []*store.TaskGroup
@@ -216,7 +217,7 @@ func (s *Store) ListTaskGroups(ctx context.Context, f store.TaskGroupFilter) ([]
 			n     *int
 		)
 		if err := rows.Scan(&g.ID, &g.Description, &g.Owner, &g.CreatedAt, &g.AllTasksDispatched, &state, &n); err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
 		if k := len(groups); k == 0 || groups[k-1].ID != g.ID {
 			g.Counts = map[store.State]int{}
@@ -227,15 +228,16 @@ func (s *Store) ListTaskGroups(ctx context.Context, f store.TaskGroupFilter) ([]
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	rows.Close()
 	if (f.Limit == 0 || len(groups) < f.Limit) && (len(groups) > 0 || f.Offset == 0) {
-		return groups, f.Offset + len(groups), nil
+		total := f.Offset + len(groups)
+		return groups, &total, nil
 	}
-	var total int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM stint_task_groups g`+where, c.args...).Scan(&total); err != nil {
-		return nil, 0, err
+	total, err := s.boundedCount(ctx, `SELECT 1 FROM stint_task_groups g`+where, c.args)
+	if err != nil {
+		return nil, nil, err
 	}
 	return groups, total, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -49,6 +50,35 @@ func (c *conditions) where() string {
 	return " WHERE " + strings.Join(c.terms, " AND ")
 }
 
+// addStates adds the condition on states. Known states are written into
+// the statement rather than passed as an argument: the planner then
+// proves the predicate of the partial index stint_tasks_incomplete in
+// every plan, the generic plans of prepared statements included, and one
+// state is an equality, for which that index returns the tasks in the
+// default order (state = ANY of an array would be sorted). They are
+// sorted, so that one set of states is one statement.
+func (c *conditions) addStates(states []store.State) {
+	known := make([]string, 0, len(states))
+	for _, st := range states {
+		if !st.Valid() {
+			list := make([]string, len(states))
+			for i, s := range states {
+				list[i] = string(s)
+			}
+			c.add("state = ANY ($?)", list)
+			return
+		}
+		known = append(known, "'"+string(st)+"'") // a known state: lowercase letters only
+	}
+	slices.Sort(known)
+	known = slices.Compact(known)
+	if len(known) == 1 {
+		c.terms = append(c.terms, "state = "+known[0])
+		return
+	}
+	c.terms = append(c.terms, "state IN ("+strings.Join(known, ", ")+")")
+}
+
 // taskConditions translates the filters of f.
 func taskConditions(f store.TaskFilter) *conditions {
 	c := &conditions{}
@@ -56,11 +86,7 @@ func taskConditions(f store.TaskFilter) *conditions {
 		c.add("id = ANY ($?)", f.IDs)
 	}
 	if len(f.States) > 0 {
-		states := make([]string, len(f.States))
-		for i, s := range f.States {
-			states[i] = string(s)
-		}
-		c.add("state = ANY ($?)", states)
+		c.addStates(f.States)
 	}
 	if f.Name != "" {
 		c.add("name = $?", f.Name)
@@ -116,25 +142,60 @@ func taskConditions(f store.TaskFilter) *conditions {
 
 // ListTasks implements store.Store.
 //
-// The total comes from a separate count(*) with the same filters, run only
-// when the page does not tell it (a page shorter than the limit ends the
-// set). count(*) OVER () in the page query would make PostgreSQL keep every
-// selected row, with its JSON, in a window buffer before sorting them all,
-// where the page query alone keeps only Offset+Limit rows in a bounded
-// top-N sort and the count reads no JSON at all; it also reports no total
-// for a page past the end. The page and the count are two statements, so
-// the total may be off by the tasks dispatched or changed between them.
-func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]*store.Task, int, error) {
+// The total, when the page does not tell it (a page shorter than the limit
+// ends the set), comes from the maintained counts for a filter by state
+// alone, and otherwise from a separate count that stops after
+// store.CountBound+1 rows, with the same filters. count(*) OVER () in the
+// page query would make PostgreSQL keep every selected row, with its JSON,
+// in a window buffer before sorting them all, where the page query alone
+// reads Offset+Limit rows of an index (or keeps them in a bounded top-N
+// sort) and the count reads no JSON at all; it also reports no total for a
+// page past the end. The page and the count are two statements, so the
+// total may be off by the tasks dispatched or changed between them.
+func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]*store.Task, *int, error) {
+	query, args, c, err := listQuery(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	tasks, err := collectTasks(rows)
+	if err != nil {
+		return nil, nil, err
+	}
+	if (f.Limit == 0 || len(tasks) < f.Limit) && (len(tasks) > 0 || f.Offset == 0) {
+		total := f.Offset + len(tasks)
+		return tasks, &total, nil
+	}
+	if f.OnlyStates() {
+		total, err := s.countOfStates(ctx, f.States)
+		if err != nil {
+			return nil, nil, err
+		}
+		return tasks, &total, nil
+	}
+	total, err := s.boundedCount(ctx, `SELECT 1 FROM stint_tasks`+c.where(), c.args)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tasks, total, nil
+}
+
+// listQuery returns the page query of f and its arguments, and the
+// conditions of its filters alone.
+func listQuery(f store.TaskFilter) (string, []any, *conditions, error) {
 	order, ok := orderBy[f.Ordering]
 	if !ok {
-		return nil, 0, fmt.Errorf("postgres: unknown ordering %q", f.Ordering)
+		return "", nil, nil, fmt.Errorf("postgres: unknown ordering %q", f.Ordering)
 	}
 	if f.Limit < 0 || f.Offset < 0 {
-		return nil, 0, fmt.Errorf("postgres: negative limit or offset (%d, %d)", f.Limit, f.Offset)
+		return "", nil, nil, fmt.Errorf("postgres: negative limit or offset (%d, %d)", f.Limit, f.Offset)
 	}
 	c := taskConditions(f)
-	where, args := c.where(), c.args
-	query := `SELECT ` + taskColumns + ` FROM stint_tasks` + where + ` ORDER BY ` + order
+	args := slices.Clone(c.args)
+	query := `SELECT ` + taskColumns + ` FROM stint_tasks` + c.where() + ` ORDER BY ` + order
 	if f.Limit > 0 {
 		args = append(args, f.Limit)
 		query += ` LIMIT $` + strconv.Itoa(len(args))
@@ -143,22 +204,18 @@ func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]*store.Tas
 		args = append(args, f.Offset)
 		query += ` OFFSET $` + strconv.Itoa(len(args))
 	}
-	rows, err := s.pool.Query(ctx, query, args...)
-	if err != nil {
-		return nil, 0, err
+	return query, args, c, nil
+}
+
+// boundedCount counts the rows of query, up to store.CountBound: nil when
+// there are more.
+func (s *Store) boundedCount(ctx context.Context, query string, args []any) (*int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (`+query+` LIMIT `+strconv.Itoa(store.CountBound+1)+`) counted`, args...).Scan(&n)
+	if err != nil || n > store.CountBound {
+		return nil, err
 	}
-	tasks, err := collectTasks(rows)
-	if err != nil {
-		return nil, 0, err
-	}
-	if (f.Limit == 0 || len(tasks) < f.Limit) && (len(tasks) > 0 || f.Offset == 0) {
-		return tasks, f.Offset + len(tasks), nil
-	}
-	var total int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM stint_tasks`+where, c.args...).Scan(&total); err != nil {
-		return nil, 0, err
-	}
-	return tasks, total, nil
+	return &n, nil
 }
 
 // ChildTasks implements store.Store.

@@ -406,25 +406,6 @@ func (s *Store) Task(ctx context.Context, id uuid.UUID) (*store.Task, error) {
 	return t, err
 }
 
-// CountByState implements store.Store.
-func (s *Store) CountByState(ctx context.Context) (map[store.State]int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT state, count(*) FROM stint_tasks GROUP BY state`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	counts := map[store.State]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		counts[store.State(st)] = n
-	}
-	return counts, rows.Err()
-}
-
 // blockersPerResource bounds the blockers BlockedBy lists for one resource.
 const blockersPerResource = 10
 

@@ -282,11 +282,12 @@ func (s *Store) TaskGroup(ctx context.Context, id uuid.UUID) (*store.TaskGroup, 
 
 // ListTaskGroups implements store.Store. The page, its groups' counts (one
 // GROUP BY over the page's groups, through stint_tasks_group) and the total
-// are read in one snapshot; the total comes from a separate count run only
-// when the page does not tell it, as in ListTasks.
-func (s *Store) ListTaskGroups(ctx context.Context, f store.TaskGroupFilter) ([]*store.TaskGroup, int, error) {
+// are read in one snapshot; the total comes from a separate count that
+// stops after store.CountBound+1 groups, run only when the page does not
+// tell it, as in ListTasks.
+func (s *Store) ListTaskGroups(ctx context.Context, f store.TaskGroupFilter) ([]*store.TaskGroup, *int, error) {
 	if f.Limit < 0 || f.Offset < 0 {
-		return nil, 0, fmt.Errorf("sqlite: negative limit or offset (%d, %d)", f.Limit, f.Offset)
+		return nil, nil, fmt.Errorf("sqlite: negative limit or offset (%d, %d)", f.Limit, f.Offset)
 	}
 	c := groupConditions(f)
 	where := c.where()
@@ -301,7 +302,7 @@ func (s *Store) ListTaskGroups(ctx context.Context, f store.TaskGroupFilter) ([]
 	}
 	var (
 		groups []*store.TaskGroup
-		total  int
+		total  *int
 	)
 	err := s.readTx(ctx, func(tx *sql.Tx) error {
 		groups = nil
@@ -352,13 +353,15 @@ func (s *Store) ListTaskGroups(ctx context.Context, f store.TaskGroupFilter) ([]
 			}
 		}
 		if (f.Limit == 0 || len(groups) < f.Limit) && (len(groups) > 0 || f.Offset == 0) {
-			total = f.Offset + len(groups)
+			n := f.Offset + len(groups)
+			total = &n
 			return nil
 		}
-		return tx.QueryRowContext(ctx, `SELECT count(*) FROM stint_task_groups`+where, c.args...).Scan(&total)
+		total, err = boundedCount(ctx, tx, `SELECT 1 FROM stint_task_groups`+where, c.args)
+		return err
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	return groups, total, nil
 }

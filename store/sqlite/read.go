@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,9 +42,10 @@ func (s *Store) Task(ctx context.Context, id uuid.UUID) (*store.Task, error) {
 	return t, err
 }
 
-// CountByState implements store.Store.
+// CountByState implements store.Store: it reads the counts that the
+// triggers of schema 4 maintain, one row per state.
 func (s *Store) CountByState(ctx context.Context) (map[store.State]int, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT state, count(*) FROM stint_tasks GROUP BY state`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT state, n FROM stint_task_counts WHERE n <> 0`)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +109,13 @@ func taskConditions(f store.TaskFilter) (*conditions, error) {
 		}
 		c.add("id IN (SELECT value FROM json_each(?))", string(list))
 	}
-	if len(f.States) > 0 {
+	switch len(f.States) {
+	case 0:
+	case 1:
+		// An equality, for which stint_tasks_state_created returns the
+		// tasks in the default order.
+		c.add("state = ?", string(f.States[0]))
+	default:
 		states := make([]string, len(f.States))
 		for i, s := range f.States {
 			states[i] = string(s)
@@ -173,19 +181,21 @@ func taskConditions(f store.TaskFilter) (*conditions, error) {
 }
 
 // ListTasks implements store.Store. The page and the total are read in one
-// snapshot. The total comes from a separate count(*) run only when the page
-// does not tell it (a page shorter than the limit ends the set).
-func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]*store.Task, int, error) {
+// snapshot. The total, when the page does not tell it (a page shorter than
+// the limit ends the set), comes from the maintained counts for a filter
+// by state alone, and otherwise from a count that stops after
+// store.CountBound+1 rows.
+func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]*store.Task, *int, error) {
 	order, ok := orderBy[f.Ordering]
 	if !ok {
-		return nil, 0, fmt.Errorf("sqlite: unknown ordering %q", f.Ordering)
+		return nil, nil, fmt.Errorf("sqlite: unknown ordering %q", f.Ordering)
 	}
 	if f.Limit < 0 || f.Offset < 0 {
-		return nil, 0, fmt.Errorf("sqlite: negative limit or offset (%d, %d)", f.Limit, f.Offset)
+		return nil, nil, fmt.Errorf("sqlite: negative limit or offset (%d, %d)", f.Limit, f.Offset)
 	}
 	c, err := taskConditions(f)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	where := c.where()
 	query := `SELECT ` + taskColumns + ` FROM stint_tasks` + where + ` ORDER BY ` + order
@@ -200,7 +210,7 @@ func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]*store.Tas
 	}
 	var (
 		tasks []*store.Task
-		total int
+		total *int
 	)
 	err = s.readTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, query, args...)
@@ -220,15 +230,55 @@ func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]*store.Tas
 		}
 		rows.Close()
 		if (f.Limit == 0 || len(tasks) < f.Limit) && (len(tasks) > 0 || f.Offset == 0) {
-			total = f.Offset + len(tasks)
+			n := f.Offset + len(tasks)
+			total = &n
 			return nil
 		}
-		return tx.QueryRowContext(ctx, `SELECT count(*) FROM stint_tasks`+where, c.args...).Scan(&total)
+		if f.OnlyStates() {
+			total, err = countOfStates(ctx, tx, f.States)
+			return err
+		}
+		total, err = boundedCount(ctx, tx, `SELECT 1 FROM stint_tasks`+where, c.args)
+		return err
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	return tasks, total, nil
+}
+
+// countOfStates is how many tasks are in the given states (all states
+// when none is given), from the maintained counts.
+func countOfStates(ctx context.Context, tx *sql.Tx, states []store.State) (*int, error) {
+	q, args := `SELECT coalesce(sum(n), 0) FROM stint_task_counts`, []any(nil)
+	if len(states) > 0 {
+		list := make([]string, len(states))
+		for i, s := range states {
+			list[i] = string(s)
+		}
+		b, err := json.Marshal(list)
+		if err != nil {
+			return nil, err
+		}
+		q += ` WHERE state IN (SELECT value FROM json_each(?))`
+		args = append(args, string(b))
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return nil, err
+	}
+	return &n, nil
+}
+
+// boundedCount counts the rows of query, up to store.CountBound: nil when
+// there are more.
+func boundedCount(ctx context.Context, tx *sql.Tx, query string, args []any) (*int, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (`+query+` LIMIT `+strconv.Itoa(store.CountBound+1)+`)`, args...).Scan(&n)
+	if err != nil || n > store.CountBound {
+		return nil, err
+	}
+	return &n, nil
 }
 
 // ChildTasks implements store.Store.

@@ -240,8 +240,10 @@ export function messageRow(cols, text, cls = 'empty') {
   return h('tr', { class: cls }, h('td', { colspan: cols }, text));
 }
 
-// pager is the prev / next buttons and "1–20 of 57" of a paged list.
-// ids: {prev, next, info}; go(offset) is called on a click.
+// pager is the prev / next buttons and "1–20 of 57" of a paged list
+// ("of many" when the API did not count the list: count null).
+// ids: {prev, next, info}; go(offset) is called on a click; set's more
+// says whether another page follows (the page's next is not null).
 export function pager(ids, label, go) {
   let state = { offset: 0, limit: 20 };
   const prev = h('button', { type: 'button', id: ids.prev, disabled: true, onclick: () => go(Math.max(0, state.offset - state.limit)) },
@@ -250,11 +252,12 @@ export function pager(ids, label, go) {
     'Next ', h('span', { 'aria-hidden': 'true' }, '→'));
   const info = h('span', { id: ids.info, class: 'page-info' }, '');
   const el = h('nav', { class: 'pager', 'aria-label': label }, prev, info, next);
-  const set = (offset, limit, shown, count) => {
+  const set = (offset, limit, shown, count, more) => {
     state = { offset, limit };
-    info.textContent = shown > 0 ? `${offset + 1}–${offset + shown} of ${count}` : `0 of ${count}`;
+    const total = count === null ? 'many' : count;
+    info.textContent = shown > 0 ? `${offset + 1}–${offset + shown} of ${total}` : `0 of ${total}`;
     prev.disabled = offset <= 0;
-    next.disabled = offset + shown >= count;
+    next.disabled = !more;
   };
   return { el, set };
 }

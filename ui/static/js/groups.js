@@ -96,7 +96,7 @@ export function groupsPage(ctx, route) {
       } else {
         rows = reconcile(tbody, page.results, rows, (g) => g.id, groupRow, updateGroupRow);
       }
-      pages.set(offset, GROUPS_PAGE_SIZE, page.results.length, page.count);
+      pages.set(offset, GROUPS_PAGE_SIZE, page.results.length, page.count, page.next !== null);
     } catch (err) {
       if (api.isAbort(err) || mine !== seq || err.status === 401) return;
       status.textContent = `Could not read the groups: ${err.detail || err.message}`;
@@ -213,7 +213,7 @@ export function groupPage(ctx, route) {
     } else {
       rows = reconcile(tbody, tasks, rows, (t) => t.id, taskRow, updateTaskRow);
     }
-    pages.set(offset, GROUP_TASKS_PAGE_SIZE, tasks.length, page.count);
+    pages.set(offset, GROUP_TASKS_PAGE_SIZE, tasks.length, page.count, page.next !== null);
   }
 
   function onEvent(ev) {

@@ -238,7 +238,7 @@ export function tasksPage(ctx, route) {
       status.textContent = `Could not read the tasks: ${err.detail || err.message}`;
       rows = new Map();
       tbody.replaceChildren(messageRow(TASK_COLUMNS, 'No tasks', 'empty'));
-      pages.set(filters.offset, PAGE_SIZE, 0, 0);
+      pages.set(filters.offset, PAGE_SIZE, 0, 0, false);
     } finally {
       if (mine === seq) table.removeAttribute('aria-busy');
     }
@@ -252,7 +252,7 @@ export function tasksPage(ctx, route) {
     } else {
       rows = reconcile(tbody, tasks, rows, (t) => t.id, taskRow, updateTaskRow);
     }
-    pages.set(filters.offset, PAGE_SIZE, tasks.length, page.count);
+    pages.set(filters.offset, PAGE_SIZE, tasks.length, page.count, page.next !== null);
   }
 
   const showsNewest = () => filters.ordering === '-created_at' && filters.offset === 0;
