@@ -19,18 +19,26 @@ import (
 func (s *Server) renderTasks(r *http.Request, tasks []*store.Task) ([]apiv1.Task, error) {
 	ctx := r.Context()
 	ids := make([]uuid.UUID, len(tasks))
-	needWorkers := false
+	needWorkers, needFresh := false, false
 	for i, t := range tasks {
 		ids[i] = t.ID
-		needWorkers = needWorkers || t.Worker != "" || (t.State == store.StateWaiting && len(t.Versions) > 0)
+		needWorkers = needWorkers || t.Worker != ""
+		// Whether a waiting task is blocked for want of a worker with its
+		// versions is read fresh: a worker that has just started must
+		// not be reported missing.
+		needFresh = needFresh || (t.State == store.StateWaiting && len(t.Versions) > 0)
 	}
 	children, err := s.cfg.Store.ChildTasks(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
 	workers := map[string]store.WorkerInfo{}
-	if needWorkers {
-		list, err := s.cfg.Store.Workers(ctx)
+	if needWorkers || needFresh {
+		read := s.liveWorkers
+		if needFresh {
+			read = s.cfg.Store.Workers
+		}
+		list, err := read(ctx)
 		if err != nil {
 			return nil, err
 		}

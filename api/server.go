@@ -61,10 +61,11 @@ type Config struct {
 	// effect within it. Default DefaultTokenCacheTTL; negative: read the
 	// store on every request.
 	TokenCacheTTL time.Duration
-	// StatusCacheTTL is how old the figures of GET /status may be: it
-	// answers from memory and reads them again, in one request, when they
-	// are older. Default DefaultStatusCacheTTL; negative: read on every
-	// request.
+	// StatusCacheTTL is how old the figures of GET /status, and what a
+	// task shows of its worker's liveness (missing, last_heartbeat), may
+	// be: they are answered from memory and read again, in one request,
+	// when they are older. Default DefaultStatusCacheTTL; negative: read
+	// on every request.
 	StatusCacheTTL time.Duration
 	// CancelPolicy says who may cancel a task: CancelOwner (the default:
 	// its owner or an admin) or CancelAdminOnly.
@@ -100,7 +101,9 @@ type Server struct {
 	// tokens remembers checked tokens for Config.TokenCacheTTL.
 	tokens *tokenCache
 	// statuses keeps the last answer of GET /status.
-	statuses *statusCache
+	statuses *recent[[]byte]
+	// workers keeps the last list of workers, for rendering tasks.
+	workers *recent[[]store.WorkerInfo]
 	// immediate holds a token per immediate task running inline; its
 	// capacity is Config.ImmediateSlots.
 	immediate chan struct{}
@@ -154,7 +157,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, client: stint.NewClient(cfg.Store, cfg.Registry), log: cfg.Logger, immediate: make(chan struct{}, cfg.ImmediateSlots)}
 	s.tokens = newTokenCache(cfg.TokenCacheTTL)
-	s.statuses = &statusCache{ttl: max(cfg.StatusCacheTTL, 0)}
+	s.statuses = &recent[[]byte]{ttl: max(cfg.StatusCacheTTL, 0)}
+	s.workers = &recent[[]store.WorkerInfo]{ttl: max(cfg.StatusCacheTTL, 0)}
 	s.events = newHub(cfg.Store, s.log, cfg.MaxEventStreams, cfg.MaxEventStreamsPerUser)
 	if err := s.events.start(); err != nil {
 		return nil, err

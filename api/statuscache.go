@@ -16,37 +16,39 @@ import (
 // last read.
 const DefaultStatusCacheTTL = time.Second
 
-// statusCache keeps the last answer of GET /status. /status is what load
-// balancers, dashboards and `stint status` poll, often many at once: it
-// answers from memory, and when its figures are older than the TTL one
-// request reads them again while the others get the previous ones at once
-// (never older than the TTL plus one read).
-type statusCache struct {
+// recent keeps the last value a read returned, for values that many
+// requests want and that may be a little old: the figures of GET /status,
+// which load balancers, dashboards and `stint status` poll, often many at
+// once, and the workers' liveness shown with tasks. It answers from
+// memory, and when its value is older than the TTL one request reads it
+// again while the others get the previous one at once (never older than
+// the TTL plus one read). A read that fails is not kept.
+type recent[T any] struct {
 	ttl time.Duration // zero: read on every request
 
 	mu         sync.Mutex
-	last       []byte // the answer's body, encoded once
+	last       T
 	readAt     time.Time
 	have       bool
 	refreshing chan struct{} // closed when the read in flight ends; nil if none
 }
 
-// get returns the status, reading it through read when it is stale.
-func (c *statusCache) get(ctx context.Context, read func(context.Context) []byte) []byte {
+// get returns the value, reading it through read when it is stale.
+func (c *recent[T]) get(ctx context.Context, read func(context.Context) (T, error)) (T, error) {
 	if c.ttl == 0 {
 		return read(ctx)
 	}
 	c.mu.Lock()
 	if c.have && time.Since(c.readAt) < c.ttl {
-		st := c.last
+		v := c.last
 		c.mu.Unlock()
-		return st
+		return v, nil
 	}
 	if wait := c.refreshing; wait != nil {
 		if c.have {
-			st := c.last // stale by less than one read
+			v := c.last // stale by less than one read
 			c.mu.Unlock()
-			return st
+			return v, nil
 		}
 		c.mu.Unlock()
 		select {
@@ -54,10 +56,10 @@ func (c *statusCache) get(ctx context.Context, read func(context.Context) []byte
 		case <-ctx.Done():
 		}
 		c.mu.Lock()
-		st, have := c.last, c.have
+		v, have := c.last, c.have
 		c.mu.Unlock()
 		if have {
-			return st
+			return v, nil
 		}
 		return read(ctx)
 	}
@@ -65,34 +67,45 @@ func (c *statusCache) get(ctx context.Context, read func(context.Context) []byte
 	c.refreshing = done
 	c.mu.Unlock()
 
-	// Read under a context of its own: the figures serve every caller,
+	// Read under a context of its own: the value serves every caller,
 	// not only this request, which may go away.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	st := read(rctx)
+	v, err := read(rctx)
 	cancel()
 	c.mu.Lock()
-	c.last, c.readAt, c.have, c.refreshing = st, time.Now(), true, nil
+	if err == nil {
+		c.last, c.readAt, c.have = v, time.Now(), true
+	}
+	c.refreshing = nil
 	c.mu.Unlock()
 	close(done)
-	return st
+	return v, err
 }
 
 // status is GET /status: version, engine, whether the database answers,
 // workers, and incomplete tasks, at most Config.StatusCacheTTL old. It
 // answers 200 even when the database does not, saying so.
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	body := s.statuses.get(r.Context(), s.encodedStatus)
+	body, _ := s.statuses.get(r.Context(), s.encodedStatus) // it never fails
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(body) //nolint:errcheck // the client went away
 }
 
-// encodedStatus is the body of GET /status, as writeJSON writes it.
-func (s *Server) encodedStatus(ctx context.Context) []byte {
+// encodedStatus is the body of GET /status, as writeJSON writes it. It
+// never fails: a store that does not answer is part of the status.
+func (s *Server) encodedStatus(ctx context.Context) ([]byte, error) {
 	b, err := json.Marshal(s.readStatus(ctx))
 	if err != nil { // a Status always encodes
 		panic("api: encoding the status: " + err.Error())
 	}
-	return append(b, '\n')
+	return append(b, '\n'), nil
+}
+
+// liveWorkers returns the registered workers, at most StatusCacheTTL old:
+// what tasks show of the worker that runs or ran them (whether it is
+// missing, its last heartbeat).
+func (s *Server) liveWorkers(ctx context.Context) ([]store.WorkerInfo, error) {
+	return s.workers.get(ctx, s.cfg.Store.Workers)
 }
 
 // readStatus reads the figures of GET /status from the store.
