@@ -9,9 +9,10 @@ import (
 
 // compressed wraps the handlers of large JSON answers (the lists and the
 // OpenAPI document) so that a client sending Accept-Encoding: gzip gets
-// them compressed: a page of 100 tasks shrinks about tenfold. Answers
-// under gzhttp.DefaultMinSize (1 KiB) are sent as they are, since
-// compressing them costs more than it saves; gzhttp also sets Vary:
+// them compressed: the JSON of tasks repeats its field names and
+// compresses well. Answers under gzhttp.DefaultMinSize (1 KiB) are sent
+// as they are, since compressing them costs more than it saves; gzhttp
+// also sets Vary:
 // Accept-Encoding. The level is the fastest: the API node's CPU is the
 // scarce part, not the network. The event stream is never wrapped (each
 // event must leave at once).
