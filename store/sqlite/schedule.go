@@ -96,7 +96,7 @@ const (
 	sqlClaim = `UPDATE stint_tasks
 		SET state = 'running', worker = ?1, attempt = attempt + 1, started_at = ?2, updated_at = ?2
 		WHERE seq IN (
-			SELECT c.seq FROM stint_tasks c
+			SELECT c.seq FROM stint_tasks c INDEXED BY stint_tasks_claimable
 			WHERE c.state = 'waiting' AND c.unblocked_at IS NOT NULL
 			  AND c.name IN (SELECT value FROM json_each(?3))
 			  AND (c.versions = '{}' OR stint_versions_ok(c.versions, ?5))
@@ -108,14 +108,16 @@ const (
 	// sqlFinish records a batch of outcomes, fenced by attempt: ?1 is a
 	// JSON array of [id, attempt, state, result, error], the result and
 	// the error as JSON texts or null. A task that was canceling ends
-	// canceled whatever its function returned.
+	// canceled whatever its function returned. The unary + keeps the
+	// state out of the choice of index: a task is found by its id, not in
+	// stint_tasks_state_created.
 	sqlFinish = `UPDATE stint_tasks AS t
 		SET state = CASE WHEN t.state = 'canceling' AND o.state <> 'dropped' THEN 'canceled' ELSE o.state END,
 			result = o.result, error = o.error, finished_at = ?2, updated_at = ?2
 		FROM (SELECT value ->> 0 AS id, value ->> 1 AS attempt, value ->> 2 AS state,
 				value ->> 3 AS result, value ->> 4 AS error
 			FROM json_each(?1)) AS o
-		WHERE t.id = o.id AND t.attempt = o.attempt AND t.state IN ('running', 'canceling')
+		WHERE t.id = o.id AND t.attempt = o.attempt AND +t.state IN ('running', 'canceling')
 		RETURNING id, seq, state, exclusive_resources <> '[]' OR shared_resources <> '[]'`
 
 	sqlLookup        = `SELECT seq, state FROM stint_tasks WHERE id = ?`
