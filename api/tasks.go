@@ -331,8 +331,7 @@ func page[T any](r *http.Request, count *int, more bool, limit, offset int, resu
 
 // emptyPage is the answer of a list that selects nothing.
 func emptyPage[T any](r *http.Request, limit, offset int) apiv1.Page[T] {
-	zero := 0
-	return page[T](r, &zero, false, limit, offset, nil)
+	return page[T](r, new(0), false, limit, offset, nil)
 }
 
 // overLimit trims a page read with one result more than limit, which

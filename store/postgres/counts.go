@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	"github.com/stint-dev/stint/store"
@@ -19,13 +18,9 @@ const (
 	// compactAbove is how many counter rows a read may find before it
 	// folds the rows of gone backends: a few per backend that writes.
 	compactAbove = 64
-	// compactEvery bounds how often this process folds them.
+	// compactEvery bounds how often a store folds them.
 	compactEvery = 10 * time.Second
 )
-
-// lastCompaction is when this process last folded the counter rows, in
-// Unix nanoseconds.
-var lastCompaction atomic.Int64
 
 // CountByState implements store.Store: it sums the maintained counts, a
 // few rows whatever the number of tasks.
@@ -59,12 +54,12 @@ func (s *Store) CountByState(ctx context.Context) (map[store.State]int, error) {
 }
 
 // maybeCompactCounts folds the counter rows of gone backends, at most once
-// per compactEvery in this process. It waits for no lock; a failure is
+// per compactEvery in this store. It waits for no lock; a failure is
 // left to the next call, since the counts read are right either way.
 func (s *Store) maybeCompactCounts(ctx context.Context) {
 	now := time.Now().UnixNano()
-	last := lastCompaction.Load()
-	if now-last < int64(compactEvery) || !lastCompaction.CompareAndSwap(last, now) {
+	last := s.lastCompaction.Load()
+	if now-last < int64(compactEvery) || !s.lastCompaction.CompareAndSwap(last, now) {
 		return
 	}
 	_, _ = s.compactCounts(ctx)

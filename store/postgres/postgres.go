@@ -38,6 +38,9 @@ type Store struct {
 	// dispatcher gathers concurrent Dispatch calls into one transaction
 	// (group commit; see internal/groupcommit).
 	dispatcher *groupcommit.Committer[store.NewTask, *store.Task]
+	// lastCompaction is when this store last folded the counter rows of
+	// gone backends (counts.go), in Unix nanoseconds.
+	lastCompaction atomic.Int64
 }
 
 // dispatchRunning bounds the dispatch transactions of one Store in flight
