@@ -13,24 +13,19 @@ import (
 	"github.com/stint-dev/stint/store"
 )
 
-// renderTasks turns stored tasks into their API form, with their workers,
-// children and, for waiting tasks, what blocks them. It reads the store a
-// fixed number of times plus once per waiting task.
+// renderTasks turns stored tasks into their API form, with their workers
+// and, for waiting tasks, what blocks them. The tasks come from the store
+// calls that read their children with them (store.Task.ChildTasks). It
+// reads the store at most once, plus once per waiting task.
 func (s *Server) renderTasks(r *http.Request, tasks []*store.Task) ([]apiv1.Task, error) {
 	ctx := r.Context()
-	ids := make([]uuid.UUID, len(tasks))
 	needWorkers, needFresh := false, false
-	for i, t := range tasks {
-		ids[i] = t.ID
+	for _, t := range tasks {
 		needWorkers = needWorkers || t.Worker != ""
 		// Whether a waiting task is blocked for want of a worker with its
 		// versions is read fresh: a worker that has just started must
 		// not be reported missing.
 		needFresh = needFresh || (t.State == store.StateWaiting && len(t.Versions) > 0)
-	}
-	children, err := s.cfg.Store.ChildTasks(ctx, ids)
-	if err != nil {
-		return nil, err
 	}
 	workers := map[string]store.WorkerInfo{}
 	if needWorkers || needFresh {
@@ -49,8 +44,9 @@ func (s *Server) renderTasks(r *http.Request, tasks []*store.Task) ([]apiv1.Task
 	out := make([]apiv1.Task, len(tasks))
 	blockers := map[int][]store.Blocker{}
 	for i, t := range tasks {
-		out[i] = s.renderTask(t, children[t.ID], workers)
+		out[i] = s.renderTask(t, workers)
 		if t.State == store.StateWaiting {
+			var err error
 			if blockers[i], err = s.cfg.Store.BlockedBy(ctx, t.ID); err != nil {
 				return nil, err
 			}
@@ -117,14 +113,14 @@ func (s *Server) visibleBlockers(r *http.Request, blockers map[int][]store.Block
 	return func(id uuid.UUID) bool { return own[id] }, nil
 }
 
-func (s *Server) renderTask(t *store.Task, children []uuid.UUID, workers map[string]store.WorkerInfo) apiv1.Task {
+func (s *Server) renderTask(t *store.Task, workers map[string]store.WorkerInfo) apiv1.Task {
 	a := apiv1.Task{
 		ID: t.ID, Href: apiv1.TaskHref(t.ID), Name: t.Name, State: string(t.State),
 		Args: t.Args, Owner: t.Owner,
 		CreatedAt: apiv1.Time{Time: t.CreatedAt}, UpdatedAt: apiv1.Time{Time: t.UpdatedAt},
 		UnblockedAt: apiv1.NewTime(t.UnblockedAt), StartedAt: apiv1.NewTime(t.StartedAt), FinishedAt: apiv1.NewTime(t.FinishedAt),
 		ExclusiveResources: nonNil(t.ExclusiveResources), SharedResources: nonNil(t.SharedResources),
-		Versions: t.Versions, Result: t.Result, ChildTasks: make([]string, len(children)),
+		Versions: t.Versions, Result: t.Result, ChildTasks: make([]string, len(t.ChildTasks)),
 		NonFatalErrors:   make([]apiv1.TaskError, len(t.NonFatalErrors)),
 		ProgressReports:  progressReports(t.ProgressReports),
 		CreatedResources: nonNil(t.CreatedResources),
@@ -154,7 +150,7 @@ func (s *Server) renderTask(t *store.Task, children []uuid.UUID, workers map[str
 		href := apiv1.TaskGroupHref(*t.TaskGroup)
 		a.TaskGroup = &href
 	}
-	for i, c := range children {
+	for i, c := range t.ChildTasks {
 		a.ChildTasks[i] = apiv1.TaskHref(c)
 	}
 	if t.Error != nil {

@@ -120,6 +120,11 @@ type Task struct {
 	Result             json.RawMessage
 	Error              *TaskError
 	Outputs
+	// ChildTasks are the ids of the task's children, in dispatch order.
+	// Only Store.Task, Store.ListTasks and Store.Cancel read them (in the
+	// statement that reads the task); tasks returned by other calls have
+	// none.
+	ChildTasks []uuid.UUID
 }
 
 // NewTask is what Dispatch inserts. The caller validates and normalizes it:
@@ -505,10 +510,6 @@ type Store interface {
 	// be read in two statements: on PostgreSQL the total may then be off
 	// by the tasks dispatched or changed between them.
 	ListTasks(ctx context.Context, f TaskFilter) ([]*Task, *int, error)
-
-	// ChildTasks returns the ids of the children of each given task, in
-	// dispatch order. Tasks without children are absent from the map.
-	ChildTasks(ctx context.Context, parents []uuid.UUID) (map[uuid.UUID][]uuid.UUID, error)
 
 	// CountByState counts tasks per state; states with none are absent.
 	// The engines maintain the counts as tasks are written (triggers in

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/stint-dev/stint/store"
 )
 
@@ -22,13 +24,23 @@ const (
 	compactEvery = 10 * time.Second
 )
 
+// countsQuery reads the maintained counts: per state, the sum and the
+// number of counter rows summed.
+const countsQuery = `SELECT state, sum(n)::bigint, count(*) FROM stint_task_counts GROUP BY state`
+
 // CountByState implements store.Store: it sums the maintained counts, a
 // few rows whatever the number of tasks.
 func (s *Store) CountByState(ctx context.Context) (map[store.State]int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT state, sum(n)::bigint, count(*) FROM stint_task_counts GROUP BY state`)
+	rows, err := s.pool.Query(ctx, countsQuery)
 	if err != nil {
 		return nil, err
 	}
+	return s.scanCounts(ctx, rows)
+}
+
+// scanCounts reads the rows of countsQuery, and folds the counter rows of
+// gone backends (see maybeCompactCounts) when it found many.
+func (s *Store) scanCounts(ctx context.Context, rows pgx.Rows) (map[store.State]int, error) {
 	defer rows.Close()
 	counts := map[store.State]int{}
 	read := 0
@@ -75,17 +87,13 @@ func (s *Store) compactCounts(ctx context.Context) (int, error) {
 
 // countOfStates is how many tasks are in the given states (all states
 // when none is given), from the maintained counts.
-func (s *Store) countOfStates(ctx context.Context, states []store.State) (int, error) {
-	counts, err := s.CountByState(ctx)
-	if err != nil {
-		return 0, err
-	}
+func countOfStates(counts map[store.State]int, states []store.State) int {
 	total := 0
 	if len(states) == 0 {
 		for _, n := range counts {
 			total += n
 		}
-		return total, nil
+		return total
 	}
 	seen := map[store.State]bool{}
 	for _, st := range states {
@@ -94,5 +102,5 @@ func (s *Store) countOfStates(ctx context.Context, states []store.State) (int, e
 			total += counts[st]
 		}
 	}
-	return total, nil
+	return total
 }

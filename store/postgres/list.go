@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/stint-dev/stint/store"
@@ -157,12 +156,34 @@ func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]*store.Tas
 	if err != nil {
 		return nil, nil, err
 	}
-	rows, err := s.pool.Query(ctx, query, args...)
+	// A page of a filter by state alone reads the maintained counts in the
+	// same round trip, for the total of a full page.
+	batch := &pgx.Batch{}
+	batch.Queue(query, args...)
+	withCounts := f.Limit > 0 && f.OnlyStates()
+	if withCounts {
+		batch.Queue(countsQuery)
+	}
+	br := s.pool.SendBatch(ctx, batch)
+	defer br.Close()
+	rows, err := br.Query()
 	if err != nil {
 		return nil, nil, err
 	}
-	tasks, err := collectTasks(rows)
+	tasks, err := collectTaskColumns(rows, true)
 	if err != nil {
+		return nil, nil, err
+	}
+	var counts map[store.State]int
+	if withCounts {
+		if rows, err = br.Query(); err != nil {
+			return nil, nil, err
+		}
+		if counts, err = s.scanCounts(ctx, rows); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := br.Close(); err != nil {
 		return nil, nil, err
 	}
 	if (f.Limit == 0 || len(tasks) < f.Limit) && (len(tasks) > 0 || f.Offset == 0) {
@@ -170,10 +191,12 @@ func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]*store.Tas
 		return tasks, &total, nil
 	}
 	if f.OnlyStates() {
-		total, err := s.countOfStates(ctx, f.States)
-		if err != nil {
-			return nil, nil, err
+		if counts == nil {
+			if counts, err = s.CountByState(ctx); err != nil {
+				return nil, nil, err
+			}
 		}
+		total := countOfStates(counts, f.States)
 		return tasks, &total, nil
 	}
 	total, err := s.boundedCount(ctx, `SELECT 1 FROM stint_tasks`+c.where(), c.args)
@@ -195,7 +218,20 @@ func listQuery(f store.TaskFilter) (string, []any, *conditions, error) {
 	}
 	c := taskConditions(f)
 	args := slices.Clone(c.args)
-	query := `SELECT ` + taskColumns + ` FROM stint_tasks` + c.where() + ` ORDER BY ` + order
+	query := `SELECT ` + taskColumnsWithChildren("stint_tasks") + ` FROM stint_tasks` + c.where() + ` ORDER BY ` + order
+	// The first page of a list without parameters (unfiltered, or by
+	// state, whose values are written out: what the web UI and `task list`
+	// poll) has its limit written out too: a statement without
+	// parameters is planned once per connection (its plan is the index's
+	// order), where a parameter makes PostgreSQL plan every call, which
+	// costs more than running the page. Other pages keep parameters: a
+	// literal offset would make a prepared statement per page, and with
+	// filters each call must be planned for its values (a generic plan that
+	// knew the limit but not the filter might follow the index of the
+	// order through the whole table for a filter that matches a few rows).
+	if len(args) == 0 && f.Offset == 0 && f.Limit > 0 {
+		return query + ` LIMIT ` + strconv.Itoa(f.Limit), args, c, nil
+	}
 	if f.Limit > 0 {
 		args = append(args, f.Limit)
 		query += ` LIMIT $` + strconv.Itoa(len(args))
@@ -216,28 +252,6 @@ func (s *Store) boundedCount(ctx context.Context, query string, args []any) (*in
 		return nil, err
 	}
 	return &n, nil
-}
-
-// ChildTasks implements store.Store.
-func (s *Store) ChildTasks(ctx context.Context, parents []uuid.UUID) (map[uuid.UUID][]uuid.UUID, error) {
-	children := map[uuid.UUID][]uuid.UUID{}
-	if len(parents) == 0 {
-		return children, nil
-	}
-	rows, err := s.pool.Query(ctx, `SELECT parent_task, id FROM stint_tasks
-		WHERE parent_task = ANY ($1) AND parent_task IS NOT NULL ORDER BY seq`, parents)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var parent, child uuid.UUID
-		if err := rows.Scan(&parent, &child); err != nil {
-			return nil, err
-		}
-		children[parent] = append(children[parent], child)
-	}
-	return children, rows.Err()
 }
 
 // workerQuery selects workers with their current tasks: those running or

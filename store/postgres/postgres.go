@@ -122,18 +122,37 @@ const taskColumns = `id, seq, name, state, args, owner, created_at, updated_at, 
 	started_at, finished_at, exclusive_resources, shared_resources, versions, coalesce(worker, ''),
 	attempt, parent_task, task_group, result, error, non_fatal_errors, progress_reports, created_resources`
 
-func scanTask(row pgx.Row) (*store.Task, error) {
+// childTasksOf is the column of the ids of the children of the tasks of
+// relation rel, in dispatch order, for Task.ChildTasks: each a range of
+// the index on parent_task.
+func childTasksOf(rel string) string {
+	return `ARRAY(SELECT c.id FROM stint_tasks c WHERE c.parent_task = ` + rel + `.id ORDER BY c.seq)`
+}
+
+// taskColumnsWithChildren are taskColumns and childTasksOf(rel), in the
+// order scanTaskWithChildren reads them.
+func taskColumnsWithChildren(rel string) string { return taskColumns + `, ` + childTasksOf(rel) }
+
+func scanTask(row pgx.Row) (*store.Task, error) { return scanTaskColumns(row, false) }
+
+func scanTaskWithChildren(row pgx.Row) (*store.Task, error) { return scanTaskColumns(row, true) }
+
+// scanTaskColumns scans taskColumns, and childTasksOf if withChildren.
+func scanTaskColumns(row pgx.Row, withChildren bool) (*store.Task, error) {
 	var (
 		t                                 store.Task
 		state                             string
 		args, versions, result, taskError []byte
 		nonFatal, progress                []byte
 	)
-	err := row.Scan(&t.ID, &t.Seq, &t.Name, &state, &args, &t.Owner, &t.CreatedAt, &t.UpdatedAt,
+	dest := []any{&t.ID, &t.Seq, &t.Name, &state, &args, &t.Owner, &t.CreatedAt, &t.UpdatedAt,
 		&t.UnblockedAt, &t.StartedAt, &t.FinishedAt, &t.ExclusiveResources, &t.SharedResources,
 		&versions, &t.Worker, &t.Attempt, &t.ParentTask, &t.TaskGroup, &result, &taskError,
-		&nonFatal, &progress, &t.CreatedResources)
-	if err != nil {
+		&nonFatal, &progress, &t.CreatedResources}
+	if withChildren {
+		dest = append(dest, &t.ChildTasks)
+	}
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	t.State = store.State(state)
@@ -161,11 +180,14 @@ func scanTask(row pgx.Row) (*store.Task, error) {
 	return &t, nil
 }
 
-func collectTasks(rows pgx.Rows) ([]*store.Task, error) {
+func collectTasks(rows pgx.Rows) ([]*store.Task, error) { return collectTaskColumns(rows, false) }
+
+// collectTaskColumns scans every row of rows with scanTaskColumns.
+func collectTaskColumns(rows pgx.Rows, withChildren bool) ([]*store.Task, error) {
 	defer rows.Close()
 	var out []*store.Task
 	for rows.Next() {
-		t, err := scanTask(rows)
+		t, err := scanTaskColumns(rows, withChildren)
 		if err != nil {
 			return nil, err
 		}
@@ -349,7 +371,7 @@ func classify(err error) error {
 // Cancel implements store.Store.
 func (s *Store) Cancel(ctx context.Context, id uuid.UUID) (*store.Task, error) {
 	for attempt := 0; ; attempt++ {
-		t, err := scanTask(s.pool.QueryRow(ctx, `SELECT `+taskColumns+` FROM stint_cancel($1)`, id))
+		t, err := scanTaskWithChildren(s.pool.QueryRow(ctx, `SELECT `+taskColumnsWithChildren("stint_cancel")+` FROM stint_cancel($1)`, id))
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") && attempt < 10 {
 			continue
@@ -402,7 +424,7 @@ func nonNil[T any](s []T) []T {
 
 // Task implements store.Store.
 func (s *Store) Task(ctx context.Context, id uuid.UUID) (*store.Task, error) {
-	t, err := scanTask(s.pool.QueryRow(ctx, `SELECT `+taskColumns+` FROM stint_tasks WHERE id = $1`, id))
+	t, err := scanTaskWithChildren(s.pool.QueryRow(ctx, `SELECT `+taskColumnsWithChildren("stint_tasks")+` FROM stint_tasks WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}

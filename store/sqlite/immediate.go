@@ -78,7 +78,7 @@ func (s *Store) DispatchImmediate(ctx context.Context, t store.NewTask, p store.
 			return err
 		}
 		w.change(dispatched.ID, store.StateSkipped)
-		task, err = scanTask(w.queryRow(sqlTaskBySeq, dispatched.Seq))
+		task, err = scanTaskWithChildren(w.queryRow(sqlTaskBySeq, dispatched.Seq))
 		return err
 	})
 	if err != nil {

@@ -31,11 +31,11 @@ func (s *Store) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // Task implements store.Store.
 func (s *Store) Task(ctx context.Context, id uuid.UUID) (*store.Task, error) {
-	st, err := s.readStmt(ctx, `SELECT `+taskColumns+` FROM stint_tasks WHERE id = ?`)
+	st, err := s.readStmt(ctx, `SELECT `+taskColumnsWithChildren+` FROM stint_tasks WHERE id = ?`)
 	if err != nil {
 		return nil, err
 	}
-	t, err := scanTask(st.QueryRowContext(ctx, id.String()))
+	t, err := scanTaskWithChildren(st.QueryRowContext(ctx, id.String()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -198,7 +198,7 @@ func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]*store.Tas
 		return nil, nil, err
 	}
 	where := c.where()
-	query := `SELECT ` + taskColumns + ` FROM stint_tasks` + where + ` ORDER BY ` + order
+	query := `SELECT ` + taskColumnsWithChildren + ` FROM stint_tasks` + where + ` ORDER BY ` + order
 	args := c.args
 	if f.Limit > 0 || f.Offset > 0 {
 		limit := -1
@@ -219,7 +219,7 @@ func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]*store.Tas
 		}
 		defer rows.Close()
 		for rows.Next() {
-			t, err := scanTask(rows)
+			t, err := scanTaskWithChildren(rows)
 			if err != nil {
 				return err
 			}
@@ -279,44 +279,6 @@ func boundedCount(ctx context.Context, tx *sql.Tx, query string, args []any) (*i
 		return nil, err
 	}
 	return &n, nil
-}
-
-// ChildTasks implements store.Store.
-func (s *Store) ChildTasks(ctx context.Context, parents []uuid.UUID) (map[uuid.UUID][]uuid.UUID, error) {
-	children := map[uuid.UUID][]uuid.UUID{}
-	if len(parents) == 0 {
-		return children, nil
-	}
-	ids := make([]string, len(parents))
-	for i, id := range parents {
-		ids[i] = id.String()
-	}
-	list, err := json.Marshal(ids)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT parent_task, id FROM stint_tasks
-		WHERE parent_task IN (SELECT value FROM json_each(?)) AND parent_task IS NOT NULL ORDER BY seq`, string(list))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var p, c string
-		if err := rows.Scan(&p, &c); err != nil {
-			return nil, err
-		}
-		parent, err := uuid.Parse(p)
-		if err != nil {
-			return nil, err
-		}
-		child, err := uuid.Parse(c)
-		if err != nil {
-			return nil, err
-		}
-		children[parent] = append(children[parent], child)
-	}
-	return children, rows.Err()
 }
 
 // blockersPerResource bounds the blockers BlockedBy lists for one resource.

@@ -121,7 +121,7 @@ const (
 		RETURNING id, seq, state, exclusive_resources <> '[]' OR shared_resources <> '[]'`
 
 	sqlLookup        = `SELECT seq, state FROM stint_tasks WHERE id = ?`
-	sqlTaskBySeq     = `SELECT ` + taskColumns + ` FROM stint_tasks WHERE seq = ?`
+	sqlTaskBySeq     = `SELECT ` + taskColumnsWithChildren + ` FROM stint_tasks WHERE seq = ?`
 	sqlCancelWaiting = `UPDATE stint_tasks SET state = 'canceled', finished_at = ?1, updated_at = ?1
 		WHERE seq = ?2 AND state = 'waiting'`
 	sqlCancelRunning = `UPDATE stint_tasks SET state = 'canceling', updated_at = ?1
@@ -534,7 +534,7 @@ func (s *Store) Cancel(ctx context.Context, id uuid.UUID) (*store.Task, error) {
 		default:
 			final = true
 		}
-		task, err = scanTask(w.queryRow(sqlTaskBySeq, seq))
+		task, err = scanTaskWithChildren(w.queryRow(sqlTaskBySeq, seq))
 		return err
 	})
 	if err != nil {

@@ -19,11 +19,23 @@ const taskColumns = `id, seq, name, state, args, owner, created_at, updated_at, 
 	started_at, finished_at, exclusive_resources, shared_resources, versions, coalesce(worker, ''),
 	attempt, parent_task, task_group, result, error, non_fatal_errors, progress_reports, created_resources`
 
+// taskColumnsWithChildren are taskColumns and the ids of the task's
+// children in dispatch order (a JSON array, from the index on
+// parent_task), in the order scanTaskWithChildren reads them.
+const taskColumnsWithChildren = taskColumns + `,
+	(SELECT json_group_array(c.id ORDER BY c.seq) FROM stint_tasks c WHERE c.parent_task = stint_tasks.id)`
+
 type scanner interface {
 	Scan(dest ...any) error
 }
 
-func scanTask(row scanner) (*store.Task, error) {
+func scanTask(row scanner) (*store.Task, error) { return scanTaskColumns(row, false) }
+
+func scanTaskWithChildren(row scanner) (*store.Task, error) { return scanTaskColumns(row, true) }
+
+// scanTaskColumns scans taskColumns, and the children of
+// taskColumnsWithChildren if withChildren.
+func scanTaskColumns(row scanner, withChildren bool) (*store.Task, error) {
 	var (
 		t                                store.Task
 		id, state, args                  string
@@ -32,13 +44,18 @@ func scanTask(row scanner) (*store.Task, error) {
 		unblocked, started, finished     sql.NullInt64
 		createdAt, updatedAt             int64
 		parent, group, result, taskError sql.NullString
+		children                         string
 	)
-	err := row.Scan(&id, &t.Seq, &t.Name, &state, &args, &t.Owner, &createdAt, &updatedAt,
+	dest := []any{&id, &t.Seq, &t.Name, &state, &args, &t.Owner, &createdAt, &updatedAt,
 		&unblocked, &started, &finished, &exclusive, &shared, &versions, &t.Worker,
-		&t.Attempt, &parent, &group, &result, &taskError, &nonFatal, &progress, &created)
-	if err != nil {
+		&t.Attempt, &parent, &group, &result, &taskError, &nonFatal, &progress, &created}
+	if withChildren {
+		dest = append(dest, &children)
+	}
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
+	var err error
 	if t.ID, err = uuid.Parse(id); err != nil {
 		return nil, fmt.Errorf("task id %q: %w", id, err)
 	}
@@ -69,6 +86,11 @@ func scanTask(row scanner) (*store.Task, error) {
 	} {
 		if err := unmarshalColumn(f.text, f.into); err != nil {
 			return nil, fmt.Errorf("task %s: %s: %w", t.ID, f.name, err)
+		}
+	}
+	if withChildren && children != "[]" {
+		if err := json.Unmarshal([]byte(children), &t.ChildTasks); err != nil {
+			return nil, fmt.Errorf("task %s: children: %w", t.ID, err)
 		}
 	}
 	if taskError.Valid {

@@ -270,17 +270,26 @@ func testListTasks(t *testing.T, open Opener) {
 		}
 	})
 
-	t.Run("ChildTasks", func(t *testing.T) {
+	t.Run("children are read with the task", func(t *testing.T) {
 		ctx := ctxFor(t)
-		got, err := fx.st.ChildTasks(ctx, []uuid.UUID{tk("a").ID, tk("b").ID, unknown})
-		if err != nil {
-			t.Fatal(err)
+		want := []uuid.UUID{tk("b").ID, tk("c").ID}
+		got, err := fx.st.Task(ctx, tk("a").ID)
+		if err != nil || !slices.Equal(got.ChildTasks, want) {
+			t.Fatalf("Task: children %v (%v), want [b c]", got.ChildTasks, err)
 		}
-		if len(got) != 1 || !slices.Equal(got[tk("a").ID], []uuid.UUID{tk("b").ID, tk("c").ID}) {
-			t.Fatalf("children %v, want a: [b c] only", got)
+		listed, _, err := fx.st.ListTasks(ctx, store.TaskFilter{Ordering: store.OrderCreated})
+		if err != nil || len(listed) != len(fx.tasks) {
+			t.Fatalf("ListTasks: %d tasks, %v", len(listed), err)
 		}
-		if got, err := fx.st.ChildTasks(ctx, nil); err != nil || len(got) != 0 {
-			t.Fatalf("children of no tasks: %v %v", got, err)
+		for _, l := range listed {
+			if w := map[bool][]uuid.UUID{true: want}[l.ID == tk("a").ID]; !slices.Equal(l.ChildTasks, w) {
+				t.Fatalf("ListTasks: children of %s %v, want %v", fx.labels[l.ID], l.ChildTasks, w)
+			}
+		}
+		// a is final: Cancel answers it as it is, with its children.
+		canceled, err := fx.st.Cancel(ctx, tk("a").ID)
+		if !errors.Is(err, store.ErrFinal) || canceled == nil || !slices.Equal(canceled.ChildTasks, want) {
+			t.Fatalf("Cancel: %+v, %v; want a with children [b c] and ErrFinal", canceled, err)
 		}
 	})
 }
