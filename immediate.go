@@ -35,7 +35,9 @@ const recordTimeout = 30 * time.Second
 // process alive. Tasks run inline get a working directory under that
 // worker's default one, and dispatch their children through c.
 //
-// The task is returned as it is at the end. A *ValidationError says what
+// The dispatch and claim are one store call, bounded by
+// worker.DefaultCallTimeout as a worker's claims are. The task is returned
+// as it is at the end. A *ValidationError says what
 // is wrong with the request. An outcome that cannot be recorded (the
 // database unreachable for long) is an error; the task then stays running
 // until the next heartbeat of workerName gives it up (it ends dropped), or
@@ -55,7 +57,11 @@ func (c *Client) DispatchImmediate(ctx context.Context, req DispatchRequest, wor
 	holdings := worker.AcquireHoldings(workerName)
 	defer holdings.Release()
 	holdings.BeginClaim()
-	task, err := c.store.DispatchImmediate(ctx, nt, store.ImmediateParams{Worker: workerName, Deferred: deferred})
+	// Bounded as a worker's claim is: a give-up of workerName waits for
+	// the claims in flight, and a call that hung would hold it back.
+	cctx, cancelClaim := context.WithTimeout(ctx, worker.DefaultCallTimeout)
+	task, err := c.store.DispatchImmediate(cctx, nt, store.ImmediateParams{Worker: workerName, Deferred: deferred})
+	cancelClaim()
 	if err == nil && task.State == store.StateRunning {
 		holdings.Add(task.ID)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -43,6 +45,9 @@ type Holdings struct {
 	// gate is held shared by each claim in flight and exclusively by a
 	// give-up.
 	gate sync.RWMutex
+	// gateWait is since when a give-up waits for the gate (Unix
+	// nanoseconds), 0 when none does.
+	gateWait atomic.Int64
 
 	mu    sync.Mutex
 	tasks map[uuid.UUID]struct{}
@@ -115,6 +120,23 @@ func (h *Holdings) IDs() []uuid.UUID {
 	return ids
 }
 
+// stuck reports a give-up that has waited more than limit for the claims
+// in flight to end: each is bounded by its call timeout, so one of them
+// hangs below it (in this process: a worker's claim loop or an immediate
+// dispatch), and the tasks that the give-up would end stay running
+// under the name meanwhile.
+func (h *Holdings) stuck(limit time.Duration) error {
+	since := h.gateWait.Load()
+	if since == 0 {
+		return nil
+	}
+	if d := time.Since(time.Unix(0, since)); d > limit {
+		return fmt.Errorf("giving up tasks unknown to this process has waited %v for the claims in flight (at most %v)",
+			d.Round(time.Millisecond), limit)
+	}
+	return nil
+}
+
 func (h *Holdings) has(id uuid.UUID) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -131,7 +153,9 @@ func (h *Holdings) has(id uuid.UUID) bool {
 // Finish is fenced by the attempt of the lost claim, so a task claimed
 // again meanwhile is left alone. It returns the tasks it ended.
 func (h *Holdings) giveUp(ctx context.Context, st store.Store, worker string, unknown []store.HeldTask, log *slog.Logger) ([]uuid.UUID, error) {
+	h.gateWait.Store(time.Now().UnixNano())
 	h.gate.Lock()
+	h.gateWait.Store(0)
 	defer h.gate.Unlock()
 	var outcomes []store.Outcome
 	for _, u := range unknown {

@@ -312,3 +312,158 @@ func runWorker(t *testing.T, ctx context.Context, w *Worker) (stop func()) {
 		}
 	}
 }
+
+// A give-up held back for more than twice the call timeout by a claim in
+// flight that does not end (here an immediate dispatch of an API node,
+// which has no claim loop of its own to be found stuck) stops the
+// heartbeats, so that the others find the name lost and drop its tasks
+// rather than trust a heartbeat while a task that no run knows of holds
+// its resources; once the claim ends, the give-up proceeds and the
+// heartbeats start again.
+func TestHeldBackGiveUpStopsHeartbeats(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		st := eng.Open(t)
+		const name, callTimeout, heartbeat = "api@node", 100 * time.Millisecond, 20 * time.Millisecond
+		var logs syncbuf.Buffer
+		p, err := NewPresence(st, PresenceConfig{Info: store.WorkerInfo{Name: name, Concurrency: 1},
+			HeartbeatInterval: heartbeat, MissingAfter: 10 * time.Second, CallTimeout: callTimeout,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Register(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// A task held under the name that no run knows of: a claim whose
+		// answer was lost.
+		nt := store.NewTask{ID: uuid.Must(uuid.NewV7()), Name: "test.a"}
+		if _, err := st.Dispatch(ctx, []store.NewTask{nt}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := st.Claim(ctx, store.ClaimParams{Worker: name, Names: []string{"test.a"}, Limit: 1}); err != nil || len(got) != 1 {
+			t.Fatalf("claim: %d tasks, %v", len(got), err)
+		}
+		// And a claim in flight that does not end.
+		h := AcquireHoldings(name)
+		defer h.Release()
+		h.BeginClaim()
+		ended := false
+		defer func() {
+			if !ended {
+				h.EndClaim()
+			}
+		}()
+		pctx, stopPresence := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); p.Run(pctx) }()
+		defer func() { stopPresence(); <-done }()
+
+		lastHeartbeat := func() time.Time {
+			info, err := st.Worker(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return info.LastHeartbeat
+		}
+		time.Sleep(4 * callTimeout)
+		before := lastHeartbeat()
+		time.Sleep(5 * heartbeat)
+		if after := lastHeartbeat(); !after.Equal(before) {
+			t.Fatalf("heartbeats went on while a give-up was held back: %v then %v", before, after)
+		}
+		if !strings.Contains(logs.String(), "not heartbeating") {
+			t.Errorf("the stop of heartbeats was not logged:\n%s", logs.String())
+		}
+		if task, err := st.Task(ctx, nt.ID); err != nil || task.State != store.StateRunning {
+			t.Fatalf("the task was ended while the claim was in flight: %v %v", task, err)
+		}
+		h.EndClaim()
+		ended = true
+		for {
+			task, err := st.Task(ctx, nt.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if task.State == store.StateDropped && task.Error != nil && task.Error.Kind == ClaimLostKind &&
+				lastHeartbeat().After(before) {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("after the claim ended: task %s %+v, heartbeats again: %v", task.State, task.Error, lastHeartbeat().After(before))
+			}
+			time.Sleep(heartbeat)
+		}
+	})
+}
+
+// hangingFinishes is a real store whose finishes, once armed, hang until
+// their context ends, as calls on a database that went silent do.
+type hangingFinishes struct {
+	store.Store
+	hang atomic.Bool
+}
+
+func (s *hangingFinishes) Finish(ctx context.Context, o []store.Outcome) ([]uuid.UUID, error) {
+	if s.hang.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.Store.Finish(ctx, o)
+}
+
+// A worker asked to stop while its outcomes cannot be recorded (the
+// database went silent) stops after twice the call timeout rather than
+// retrying for as long as the silence lasts: its unrecorded tasks are
+// left for the others to drop when they find it lost.
+func TestStoppingWorkerDoesNotWaitForASilentDatabase(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		st := &hangingFinishes{Store: eng.Open(t)}
+		const callTimeout = 200 * time.Millisecond
+		started, release := make(chan struct{}, 1), make(chan struct{})
+		var logs syncbuf.Buffer
+		w, err := New(st, Config{Name: "1@w", Names: []string{"test.a"}, CallTimeout: callTimeout,
+			PollInterval: 20 * time.Millisecond, SweepInterval: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+			Handler: func(context.Context, *store.Task, *Recorder) (json.RawMessage, *store.TaskError) {
+				started <- struct{}{}
+				<-release
+				return json.RawMessage(`"ok"`), nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runCtx, stopRun := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- w.Run(runCtx) }()
+		nt := store.NewTask{ID: uuid.Must(uuid.NewV7()), Name: "test.a"}
+		if _, err := st.Dispatch(ctx, []store.NewTask{nt}); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		st.hang.Store(true)
+		close(release)
+		time.Sleep(callTimeout / 2) // the outcome is on its way
+		stopping := time.Now()
+		stopRun()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("worker: %v", err)
+			}
+			if took := time.Since(stopping); took > finishAtShutdown*callTimeout+2*time.Second {
+				t.Errorf("stopped after %v", took)
+			}
+		case <-time.After(finishAtShutdown*callTimeout + 5*time.Second):
+			t.Fatalf("the worker did not stop while its outcome could not be recorded; log:\n%s", logs.String())
+		}
+		if !strings.Contains(logs.String(), "stopping without recording every outcome") {
+			t.Errorf("the unrecorded outcome was not logged:\n%s", logs.String())
+		}
+		if task, err := st.Task(ctx, nt.ID); err != nil || task.State != store.StateRunning {
+			t.Errorf("task %v %v: still running is expected, for the others to drop", task, err)
+		}
+	})
+}

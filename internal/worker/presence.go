@@ -158,11 +158,9 @@ func (p *Presence) heartbeatLoop(ctx context.Context) {
 		case <-t.C:
 		case <-p.check:
 		}
-		if p.cfg.Stuck != nil {
-			if err := p.cfg.Stuck(); err != nil {
-				p.log.Error("not heartbeating: this process is stuck, and other nodes will find it lost", "error", err)
-				continue
-			}
+		if err := p.stuck(); err != nil {
+			p.log.Error("not heartbeating: this process is stuck, and other nodes will find it lost", "error", err)
+			continue
 		}
 		reply, err := p.heartbeat(ctx)
 		if err != nil {
@@ -182,6 +180,18 @@ func (p *Presence) heartbeatLoop(ctx context.Context) {
 			p.giveUp(ctx, reply.Unknown)
 		}
 	}
+}
+
+// stuck reports the process stuck (see PresenceConfig.Stuck): so is it
+// when a give-up has waited for the claims in flight for more than twice
+// the call timeout.
+func (p *Presence) stuck() error {
+	if p.cfg.Stuck != nil {
+		if err := p.cfg.Stuck(); err != nil {
+			return err
+		}
+	}
+	return p.holdings.stuck(2 * p.cfg.CallTimeout)
 }
 
 // heartbeat heartbeats once, with the tasks held, registering again if

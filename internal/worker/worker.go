@@ -210,7 +210,9 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	var loops sync.WaitGroup
 	finisherDone := make(chan struct{})
-	go func() { defer close(finisherDone); w.finishLoop(bg) }()
+	finishing, stopFinishing := context.WithCancel(bg)
+	defer stopFinishing()
+	go func() { defer close(finisherDone); w.finishLoop(finishing) }()
 	loops.Add(2)
 	go func() { defer loops.Done(); w.presence.Run(bg) }()
 	go func() { defer loops.Done(); w.cancelLoop(cancels) }()
@@ -226,7 +228,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.outClosed = true
 	close(w.outcomes)
 	w.outMu.Unlock()
-	<-finisherDone
+	// The outcomes are recorded while the database answers, but a
+	// stopping worker does not wait for one that went silent: the tasks
+	// whose outcomes are not recorded by then end dropped when other nodes
+	// find this worker lost (at once on PostgreSQL, when its session ends
+	// with the process).
+	select {
+	case <-finisherDone:
+	case <-time.After(finishAtShutdown * w.cfg.CallTimeout):
+		w.log.Error("stopping without recording every outcome: the database does not answer; other nodes will drop those tasks",
+			"waited", finishAtShutdown*w.cfg.CallTimeout)
+		stopFinishing()
+		<-finisherDone
+	}
 	stopBackground()
 	loops.Wait()
 	w.cleanups.Wait()
@@ -234,6 +248,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer cancel()
 	return w.store.RemoveWorker(rctx, w.cfg.Name)
 }
+
+// finishAtShutdown is how many call timeouts a stopping worker waits for
+// the outcomes of its last runs to be recorded.
+const finishAtShutdown = 2
 
 func (w *Worker) free() int {
 	w.mu.Lock()
