@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -452,18 +453,30 @@ func (w *Worker) finishLoop(ctx context.Context) {
 }
 
 // finish records a batch of outcomes (see Record), counts them, and hands
-// the canceled ones to the cleanup.
+// the canceled ones to the cleanup. Outcomes the database refused are let
+// go of: their tasks leave the worker's holdings, so that its next
+// heartbeat finds them held under its name by no run and gives them up
+// (dropped, ClaimLostKind) rather than leave them running for good.
 func (w *Worker) finish(ctx context.Context, batch []store.Outcome) {
-	if record(ctx, w.store, batch, w.log, w.cfg.CallTimeout) != nil {
-		return
+	err := record(ctx, w.store, batch, w.log, w.cfg.CallTimeout)
+	var refused *RefusedError
+	if err != nil && !errors.As(err, &refused) {
+		return // ctx ended: the worker stops
+	}
+	recorded := batch
+	if refused != nil {
+		w.log.Error("the database refuses to record these outcomes while it answers; "+
+			"the worker lets go of their tasks, which it will give up as lost",
+			"tasks", refused.IDs, "error", refused.Err)
+		recorded = slices.DeleteFunc(slices.Clone(batch), func(o store.Outcome) bool { return slices.Contains(refused.IDs, o.ID) })
 	}
 	for _, o := range batch {
 		w.holdings.Remove(o.ID)
 	}
 	w.mu.Lock()
-	w.stats.Finished += int64(len(batch))
+	w.stats.Finished += int64(len(recorded))
 	w.mu.Unlock()
-	w.cleanup(ctx, undone(batch))
+	w.cleanup(ctx, undone(recorded))
 }
 
 // undone returns the ids of the outcomes whose runs may have left created
@@ -485,16 +498,45 @@ func undone(batch []store.Outcome) []uuid.UUID {
 // one becomes a failure that says why. Outcomes of runs that no longer own
 // their tasks are ignored, as Finish ignores them.
 //
+// A Finish that keeps failing while the database answers (it reads the
+// batch's first task after refuseAfter failed tries) is taken for a
+// refusal of the batch, not an outage: the outcomes are recorded one by
+// one, each refused one is replaced by a failure of kind
+// UnrecordableKind that says why, and one refused even then is given up:
+// Record returns a *RefusedError naming it, having recorded the others.
+//
 // Each try is bounded by DefaultCallTimeout.
 func Record(ctx context.Context, st store.Store, batch []store.Outcome, log *slog.Logger) error {
 	return record(ctx, st, batch, log, DefaultCallTimeout)
 }
+
+// UnrecordableKind is the Kind of the failure recorded instead of an
+// outcome that the database refused while it answered (see Record).
+const UnrecordableKind = "unrecordable_outcome"
+
+// RefusedError is returned by Record for outcomes the database refused to
+// record while it answered, even as failures of kind UnrecordableKind.
+type RefusedError struct {
+	IDs []uuid.UUID // the tasks whose outcomes were not recorded
+	Err error       // the last refusal
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("the database refused to record the outcomes of %d task(s): %v", len(e.IDs), e.Err)
+}
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// refuseAfter is how many failed tries of a Finish Record makes before it
+// asks whether the database answers at all.
+const refuseAfter = 4
 
 // record is Record with each try bounded by timeout.
 func record(ctx context.Context, st store.Store, batch []store.Outcome, log *slog.Logger, timeout time.Duration) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	replaced := false // the single outcome of batch is already a failure put in its place
 	for attempt := 0; ; attempt++ {
 		tctx, cancel := context.WithTimeout(ctx, timeout)
 		_, err := st.Finish(tctx, batch)
@@ -502,21 +544,24 @@ func record(ctx context.Context, st store.Store, batch []store.Outcome, log *slo
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, store.ErrUnstorable) && len(batch) > 1 {
-			var first error
-			for _, o := range batch {
-				if err := record(ctx, st, []store.Outcome{o}, log, timeout); err != nil && first == nil {
-					first = err
-				}
-			}
-			return first
+		refused := attempt+1 >= refuseAfter && ctx.Err() == nil && answers(ctx, st, batch[0].ID, timeout)
+		if (errors.Is(err, store.ErrUnstorable) || refused) && len(batch) > 1 {
+			return recordEach(ctx, st, batch, log, timeout)
 		}
-		if errors.Is(err, store.ErrUnstorable) {
+		if (errors.Is(err, store.ErrUnstorable) || refused) && !replaced {
 			o := batch[0]
+			kind := "unstorable_result"
+			if !errors.Is(err, store.ErrUnstorable) {
+				kind = UnrecordableKind
+			}
 			log.Warn("outcome cannot be stored; recording a failure instead", "task", o.ID, "error", err)
 			batch = []store.Outcome{{ID: o.ID, Attempt: o.Attempt, State: store.StateFailed,
-				Error: &store.TaskError{Kind: "unstorable_result", Description: err.Error()}}}
+				Error: &store.TaskError{Kind: kind, Description: "the outcome could not be recorded: " + err.Error()}}}
+			replaced, attempt = true, -1
 			continue
+		}
+		if refused || (errors.Is(err, store.ErrUnstorable) && replaced) {
+			return &RefusedError{IDs: []uuid.UUID{batch[0].ID}, Err: err}
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -528,6 +573,39 @@ func record(ctx context.Context, st store.Store, batch []store.Outcome, log *slo
 		case <-time.After(backoff(attempt)):
 		}
 	}
+}
+
+// recordEach records the outcomes of batch one by one. It returns ctx's
+// error if ctx ended, or else a *RefusedError naming every outcome that
+// was refused, or nil.
+func recordEach(ctx context.Context, st store.Store, batch []store.Outcome, log *slog.Logger, timeout time.Duration) error {
+	var all *RefusedError
+	for _, o := range batch {
+		err := record(ctx, st, []store.Outcome{o}, log, timeout)
+		var refused *RefusedError
+		switch {
+		case errors.As(err, &refused):
+			if all == nil {
+				all = &RefusedError{}
+			}
+			all.IDs, all.Err = append(all.IDs, refused.IDs...), refused.Err
+		case err != nil:
+			return err
+		}
+	}
+	if all == nil {
+		return nil
+	}
+	return all
+}
+
+// answers reports whether the database answers a read of task id (one that
+// no longer exists counts: the answer came).
+func answers(ctx context.Context, st store.Store, id uuid.UUID, timeout time.Duration) bool {
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := st.Task(tctx, id)
+	return err == nil || errors.Is(err, store.ErrNotFound)
 }
 
 func backoff(attempt int) time.Duration {
