@@ -38,6 +38,8 @@ type Store struct {
 	// dispatcher gathers concurrent Dispatch calls into one transaction
 	// (group commit; see internal/groupcommit).
 	dispatcher *groupcommit.Committer[store.NewTask, *store.Task]
+	// reader gathers concurrent Task calls into one statement.
+	reader *groupcommit.Committer[uuid.UUID, *store.Task]
 	// lastCompaction is when this store last folded the counter rows of
 	// gone backends (counts.go), in Unix nanoseconds.
 	lastCompaction atomic.Int64
@@ -49,6 +51,10 @@ type Store struct {
 // docs/benchmarks.md (2 and 4 made smaller batches that queued at commit
 // instead), and costs a lone caller nothing.
 const dispatchRunning = 1
+
+// readsRunning bounds the statements of gathered Task calls in flight at
+// once (see Task).
+const readsRunning = 2
 
 var _ store.Store = (*Store)(nil)
 
@@ -86,6 +92,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	st.dispatcher = groupcommit.New(func(ctx context.Context, tasks []store.NewTask) ([]*store.Task, error) {
 		return DispatchTx(ctx, pool, tasks)
 	}, groupcommit.Config{MaxRunning: dispatchRunning})
+	st.reader = groupcommit.New(st.readTasks, groupcommit.Config{MaxRunning: readsRunning})
 	return st, nil
 }
 
@@ -107,6 +114,7 @@ func (s *Store) Close() {
 	go func() {
 		defer close(done)
 		s.dispatcher.Close()
+		s.reader.Close()
 		s.signals.close()
 		s.closeSessions()
 		s.pool.Close()
@@ -423,12 +431,55 @@ func nonNil[T any](s []T) []T {
 }
 
 // Task implements store.Store.
+//
+// Calls that arrive while others are in flight are gathered into one
+// statement, as dispatches are into one transaction: a service whose
+// clients poll their tasks' status, or an API node under many GET
+// /tasks/{id}, then pays one round trip for many reads. A read still
+// begins after its call does, so it sees every change committed before.
 func (s *Store) Task(ctx context.Context, id uuid.UUID) (*store.Task, error) {
-	t, err := scanTaskWithChildren(s.pool.QueryRow(ctx, `SELECT `+taskColumnsWithChildren("stint_tasks")+` FROM stint_tasks WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
+	got, err := s.reader.Do(ctx, []uuid.UUID{id})
+	switch {
+	case errors.Is(err, groupcommit.ErrClosed):
+		return nil, fmt.Errorf("postgres: store is closed")
+	case err != nil:
+		return nil, err
+	case got[0] == nil:
 		return nil, store.ErrNotFound
 	}
-	return t, err
+	return got[0], nil
+}
+
+// readTasks reads the tasks of ids with their children, one per id in
+// order, nil for one that does not exist: the reads of gathered Task calls.
+func (s *Store) readTasks(ctx context.Context, ids []uuid.UUID) ([]*store.Task, error) {
+	if len(ids) == 1 {
+		t, err := scanTaskWithChildren(s.pool.QueryRow(ctx, `SELECT `+taskColumnsWithChildren("stint_tasks")+` FROM stint_tasks WHERE id = $1`, ids[0]))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return []*store.Task{nil}, nil
+		}
+		return []*store.Task{t}, err
+	}
+	// One row per id asked for, in order (a task asked for twice is
+	// scanned twice: each caller gets a Task of its own).
+	rows, err := s.pool.Query(ctx, `SELECT `+taskColumnsWithChildren("r")+` FROM (
+		SELECT t.*, q.i FROM unnest($1::uuid[]) WITH ORDINALITY AS q(asked, i)
+		JOIN stint_tasks t ON t.id = q.asked) r
+		ORDER BY r.i`, ids)
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := collectTaskColumns(rows, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*store.Task, len(ids))
+	for i := range ids {
+		if len(tasks) > 0 && tasks[0].ID == ids[i] {
+			out[i], tasks = tasks[0], tasks[1:]
+		}
+	}
+	return out, nil
 }
 
 // blockersPerResource bounds the blockers BlockedBy lists for one resource.

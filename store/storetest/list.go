@@ -3,8 +3,10 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -290,6 +292,47 @@ func testListTasks(t *testing.T, open Opener) {
 		canceled, err := fx.st.Cancel(ctx, tk("a").ID)
 		if !errors.Is(err, store.ErrFinal) || canceled == nil || !slices.Equal(canceled.ChildTasks, want) {
 			t.Fatalf("Cancel: %+v, %v; want a with children [b c] and ErrFinal", canceled, err)
+		}
+	})
+
+	// Concurrent reads may be answered together (the PostgreSQL store
+	// gathers them into one statement): each still gets its own task, a
+	// Task of its own even when others read the same one at once, and
+	// ErrNotFound for one that does not exist.
+	t.Run("concurrent reads each get their own task", func(t *testing.T) {
+		ctx := ctxFor(t)
+		labels := []string{"a", "b", "c", "d", "e", "a", "a", ""}
+		var wg sync.WaitGroup
+		errs := make(chan error, 64*len(labels))
+		for g := range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for round := range len(labels) {
+					label := labels[(g+round)%len(labels)]
+					want := unknown
+					if label != "" {
+						want = tk(label).ID
+					}
+					got, err := fx.st.Task(ctx, want)
+					switch {
+					case label == "" && !errors.Is(err, store.ErrNotFound):
+						errs <- fmt.Errorf("an unknown task: %v, %v; want ErrNotFound", got, err)
+					case label == "":
+					case err != nil:
+						errs <- fmt.Errorf("task %s: %v", label, err)
+					case got.ID != want || got.Name != fx.name(label) || (label == "a") != (len(got.ChildTasks) == 2):
+						errs <- fmt.Errorf("task %s: got %s %s children %v", label, fx.labels[got.ID], got.Name, got.ChildTasks)
+					default:
+						got.Name = "changed by its reader" // another reader's Task must not change (-race)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
 		}
 	})
 }
