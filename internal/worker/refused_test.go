@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +29,7 @@ import (
 type refusingFinishes struct {
 	store.Store
 	refuse func(store.Outcome) bool
+	err    error // what a refused Finish returns; errRefused if nil
 
 	mu    sync.Mutex
 	tries int
@@ -37,6 +42,9 @@ func (s *refusingFinishes) Finish(ctx context.Context, batch []store.Outcome) ([
 	s.tries++
 	s.mu.Unlock()
 	if slices.ContainsFunc(batch, s.refuse) {
+		if s.err != nil {
+			return nil, s.err
+		}
 		return nil, errRefused
 	}
 	return s.Store.Finish(ctx, batch)
@@ -121,6 +129,29 @@ func TestRecordRefusedOutcomes(t *testing.T) {
 				if got.State != tt.refused || (tt.kind != "" && (got.Error == nil || got.Error.Kind != tt.kind ||
 					!strings.Contains(got.Error.Description, errRefused.Error()))) {
 					t.Errorf("the refused outcome's task: %s %+v", got.State, got.Error)
+				}
+			})
+		}
+
+		// A Finish that times out or whose connection breaks, again and
+		// again while reads succeed (held up behind a lock; a proxy that
+		// cuts the connections that write), is not refused either.
+		for _, failure := range []error{
+			fmt.Errorf("finishing: %w", context.DeadlineExceeded),
+			&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET},
+			fmt.Errorf("receive message: %w", io.ErrUnexpectedEOF),
+		} {
+			t.Run("retried: "+failure.Error(), func(t *testing.T) {
+				task := claim(1)[0]
+				st := &refusingFinishes{Store: base, refuse: allOutcomes, err: failure}
+				rctx, stop := context.WithTimeout(ctx, 2*time.Second)
+				defer stop()
+				err := record(rctx, st, []store.Outcome{{ID: task.ID, Attempt: task.Attempt, State: store.StateCompleted}}, quiet, 100*time.Millisecond)
+				if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, failure) {
+					t.Fatalf("record: %v, want it to retry until its context ends", err)
+				}
+				if got := state(task.ID); got.State != store.StateRunning || st.tries <= refuseAfter {
+					t.Errorf("the task: %s %+v after %d tries", got.State, got.Error, st.tries)
 				}
 			})
 		}

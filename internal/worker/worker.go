@@ -13,7 +13,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -498,9 +500,10 @@ func undone(batch []store.Outcome) []uuid.UUID {
 // one becomes a failure that says why. Outcomes of runs that no longer own
 // their tasks are ignored, as Finish ignores them.
 //
-// A Finish that keeps failing while the database answers (it reads the
-// batch's first task after refuseAfter failed tries) is taken for a
-// refusal of the batch, not an outage: the outcomes are recorded one by
+// A Finish that keeps failing with an error that is neither a timeout nor
+// a network error, while the database answers (Record reads the batch's
+// first task after refuseAfter failed tries), is taken for a refusal of
+// the batch, not an outage: the outcomes are recorded one by
 // one, each refused one is replaced by a failure of kind
 // UnrecordableKind that says why, and one refused even then is given up:
 // Record returns a *RefusedError naming it, having recorded the others.
@@ -544,7 +547,7 @@ func record(ctx context.Context, st store.Store, batch []store.Outcome, log *slo
 		if err == nil {
 			return nil
 		}
-		refused := attempt+1 >= refuseAfter && ctx.Err() == nil && answers(ctx, st, batch[0].ID, timeout)
+		refused := attempt+1 >= refuseAfter && ctx.Err() == nil && refusal(err) && answers(ctx, st, batch[0].ID, timeout)
 		if (errors.Is(err, store.ErrUnstorable) || refused) && len(batch) > 1 {
 			return recordEach(ctx, st, batch, log, timeout)
 		}
@@ -597,6 +600,15 @@ func recordEach(ctx context.Context, st store.Store, batch []store.Outcome, log 
 		return nil
 	}
 	return all
+}
+
+// refusal reports whether err may be the database's answer rather than a
+// failure to reach it: not a timeout (a Finish held up behind a lock, or a
+// stalled connection), nor a network error (a cut connection).
+func refusal(err error) bool {
+	var netErr net.Error
+	return !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) &&
+		!errors.As(err, &netErr) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // answers reports whether the database answers a read of task id (one that
