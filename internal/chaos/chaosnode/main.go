@@ -336,6 +336,13 @@ const fencedInsert = `INSERT INTO chaos_log (task, attempt, run, event)
 // retryFor bounds how long logEvent retries a write that fails.
 const retryFor = 30 * time.Second
 
+// tryFor bounds one try of logEvent: a connection of the pool that died
+// in a network silence would otherwise hold a try (and the task's run)
+// forever, as an application's own database call without a deadline
+// would (the store's connections detect that; this pool is the
+// application's own, with pgx's defaults).
+const tryFor = 2 * time.Second
+
 // logEvent writes one fenced event of a run, retrying for up to retryFor
 // while the database is unreachable (it may be restarting), or until ctx
 // ends. A write whose answer was lost is found on retry by its (run, event)
@@ -343,23 +350,27 @@ const retryFor = 30 * time.Second
 func logEvent(ctx context.Context, pool *pgxpool.Pool, run *stint.Run, runID uuid.UUID, event string) error {
 	giveUp := time.Now().Add(retryFor)
 	for attempt := 0; ; attempt++ {
-		tag, err := pool.Exec(ctx, fencedInsert, run.ID(), run.Attempt(), runID, event)
+		tctx, cancel := context.WithTimeout(ctx, tryFor)
+		tag, err := pool.Exec(tctx, fencedInsert, run.ID(), run.Attempt(), runID, event)
 		if err == nil && tag.RowsAffected() == 1 {
+			cancel()
 			return nil
 		}
 		if err == nil {
 			// Nothing inserted: fenced out, or written by an earlier try
 			// whose answer was lost.
 			var logged bool
-			err = pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM chaos_log WHERE run = $1 AND event = $2)`,
+			err = pool.QueryRow(tctx, `SELECT EXISTS (SELECT 1 FROM chaos_log WHERE run = $1 AND event = $2)`,
 				runID, event).Scan(&logged)
 			if err == nil {
+				cancel()
 				if logged {
 					return nil
 				}
 				return errFenced
 			}
 		}
+		cancel()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
