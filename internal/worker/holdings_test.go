@@ -68,31 +68,14 @@ func testWorkerGivesUpLostClaims(t *testing.T, eng enginetest.Engine) {
 	}
 	began := time.Now()
 	defer runWorker(t, ctx, w)()
-	for {
-		a, err := st.Task(ctx, lost.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := st.Task(ctx, behind.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a.State.Final() && b.State.Final() {
-			if a.State != store.StateDropped || a.Error == nil || a.Error.Kind != ClaimLostKind || a.Attempt != 1 {
-				t.Fatalf("the task of the lost claim: %s attempt %d %+v", a.State, a.Attempt, a.Error)
-			}
-			if b.State != store.StateCompleted {
-				t.Fatalf("the task behind it: %s %+v", b.State, b.Error)
-			}
-			t.Logf("given up and the next task completed %v after the worker started", time.Since(began).Round(time.Millisecond))
-			break
-		}
-		if time.Since(began) > 10*time.Second {
-			t.Fatalf("after %v: the task of the lost claim is %s, the one behind it %s; log:\n%s",
-				time.Since(began).Round(time.Millisecond), a.State, b.State, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	a, b := waitBothFinal(t, ctx, st, lost.ID, behind.ID, 10*time.Second, &logs)
+	if a.State != store.StateDropped || a.Error == nil || a.Error.Kind != ClaimLostKind || a.Attempt != 1 {
+		t.Fatalf("the task of the lost claim: %s attempt %d %+v", a.State, a.Attempt, a.Error)
 	}
+	if b.State != store.StateCompleted {
+		t.Fatalf("the task behind it: %s %+v", b.State, b.Error)
+	}
+	t.Logf("given up and the next task completed %v after the worker started", time.Since(began).Round(time.Millisecond))
 	if _, ok := ran.Load(lost.ID); ok {
 		t.Error("the task whose claim answer was lost ran")
 	}
@@ -296,6 +279,32 @@ func (s *deafClaims) Claim(ctx context.Context, p store.ClaimParams) ([]*store.T
 		<-s.release
 	}
 	return s.Store.Claim(ctx, p)
+}
+
+// waitBothFinal waits up to within for the tasks a (the one under test)
+// and b (one behind it on a resource) to be final, and returns them; it
+// fails the test, with the worker's log, if they are not by then.
+func waitBothFinal(t *testing.T, ctx context.Context, st store.Store, a, b uuid.UUID, within time.Duration, logs *syncbuf.Buffer) (*store.Task, *store.Task) {
+	t.Helper()
+	began := time.Now()
+	for {
+		ta, err := st.Task(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb, err := st.Task(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ta.State.Final() && tb.State.Final() {
+			return ta, tb
+		}
+		if time.Since(began) > within {
+			t.Fatalf("after %v: the task is %s, the one behind it %s; log:\n%s",
+				time.Since(began).Round(time.Millisecond), ta.State, tb.State, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // runWorker runs w until the returned function is called, which waits for

@@ -233,31 +233,14 @@ func TestWorkerDoesNotHoldARefusedOutcomeForever(t *testing.T) {
 				}
 				began := time.Now()
 				defer runWorker(t, ctx, w)()
-				for {
-					a, err := base.Task(ctx, refused.ID)
-					if err != nil {
-						t.Fatal(err)
-					}
-					b, err := base.Task(ctx, behind.ID)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if a.State.Final() && b.State.Final() {
-						if a.State != tt.state || a.Error == nil || a.Error.Kind != tt.kind {
-							t.Fatalf("the refused task: %s %+v", a.State, a.Error)
-						}
-						if b.State != store.StateCompleted {
-							t.Fatalf("the task behind it: %s %+v", b.State, b.Error)
-						}
-						t.Logf("%s %v after the worker started", a.State, time.Since(began).Round(time.Millisecond))
-						break
-					}
-					if time.Since(began) > 15*time.Second {
-						t.Fatalf("after %v: the refused task is %s, the one behind it %s; log:\n%s",
-							time.Since(began).Round(time.Millisecond), a.State, b.State, logs.String())
-					}
-					time.Sleep(20 * time.Millisecond)
+				a, b := waitBothFinal(t, ctx, base, refused.ID, behind.ID, 15*time.Second, &logs)
+				if a.State != tt.state || a.Error == nil || a.Error.Kind != tt.kind {
+					t.Fatalf("the refused task: %s %+v", a.State, a.Error)
 				}
+				if b.State != store.StateCompleted {
+					t.Fatalf("the task behind it: %s %+v", b.State, b.Error)
+				}
+				t.Logf("%s %v after the worker started", a.State, time.Since(began).Round(time.Millisecond))
 				if workers, err := st.Workers(ctx); err != nil || len(workers) != 1 {
 					t.Errorf("the worker should still be listed: %v %v", workers, err)
 				}
