@@ -547,24 +547,25 @@ func record(ctx context.Context, st store.Store, batch []store.Outcome, log *slo
 		if err == nil {
 			return nil
 		}
-		refused := attempt+1 >= refuseAfter && ctx.Err() == nil && refusal(err) && answers(ctx, st, batch[0].ID, timeout)
-		if (errors.Is(err, store.ErrUnstorable) || refused) && len(batch) > 1 {
-			return recordEach(ctx, st, batch, log, timeout)
-		}
-		if (errors.Is(err, store.ErrUnstorable) || refused) && !replaced {
+		unstorable := errors.Is(err, store.ErrUnstorable)
+		refused := !unstorable && attempt+1 >= refuseAfter && ctx.Err() == nil && refusal(err) && answers(ctx, st, batch[0].ID, timeout)
+		if unstorable || refused {
 			o := batch[0]
-			kind := "unstorable_result"
-			if !errors.Is(err, store.ErrUnstorable) {
-				kind = UnrecordableKind
+			switch {
+			case len(batch) > 1:
+				return recordEach(ctx, st, batch, log, timeout)
+			case replaced: // even the failure put in its place
+				return &RefusedError{IDs: []uuid.UUID{o.ID}, Err: err}
+			}
+			kind := UnrecordableKind
+			if unstorable {
+				kind = "unstorable_result"
 			}
 			log.Warn("outcome cannot be stored; recording a failure instead", "task", o.ID, "error", err)
 			batch = []store.Outcome{{ID: o.ID, Attempt: o.Attempt, State: store.StateFailed,
 				Error: &store.TaskError{Kind: kind, Description: "the outcome could not be recorded: " + err.Error()}}}
 			replaced, attempt = true, -1
 			continue
-		}
-		if refused || (errors.Is(err, store.ErrUnstorable) && replaced) {
-			return &RefusedError{IDs: []uuid.UUID{batch[0].ID}, Err: err}
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -343,6 +343,33 @@ const retryFor = 30 * time.Second
 // application's own, with pgx's defaults).
 const tryFor = 2 * time.Second
 
+// logOnce is one try of logEvent, bounded by tryFor: done is true when
+// the try settled the matter (logged, or errFenced), false with the error
+// that calls for another try.
+func logOnce(ctx context.Context, pool *pgxpool.Pool, run *stint.Run, runID uuid.UUID, event string) (done bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, tryFor)
+	defer cancel()
+	tag, err := pool.Exec(ctx, fencedInsert, run.ID(), run.Attempt(), runID, event)
+	if err != nil {
+		return false, err
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	// Nothing inserted: fenced out, or written by an earlier try whose
+	// answer was lost.
+	var logged bool
+	err = pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM chaos_log WHERE run = $1 AND event = $2)`,
+		runID, event).Scan(&logged)
+	switch {
+	case err != nil:
+		return false, err
+	case logged:
+		return true, nil
+	}
+	return true, errFenced
+}
+
 // logEvent writes one fenced event of a run, retrying for up to retryFor
 // while the database is unreachable (it may be restarting), or until ctx
 // ends. A write whose answer was lost is found on retry by its (run, event)
@@ -350,27 +377,10 @@ const tryFor = 2 * time.Second
 func logEvent(ctx context.Context, pool *pgxpool.Pool, run *stint.Run, runID uuid.UUID, event string) error {
 	giveUp := time.Now().Add(retryFor)
 	for attempt := 0; ; attempt++ {
-		tctx, cancel := context.WithTimeout(ctx, tryFor)
-		tag, err := pool.Exec(tctx, fencedInsert, run.ID(), run.Attempt(), runID, event)
-		if err == nil && tag.RowsAffected() == 1 {
-			cancel()
-			return nil
+		done, err := logOnce(ctx, pool, run, runID, event)
+		if done {
+			return err
 		}
-		if err == nil {
-			// Nothing inserted: fenced out, or written by an earlier try
-			// whose answer was lost.
-			var logged bool
-			err = pool.QueryRow(tctx, `SELECT EXISTS (SELECT 1 FROM chaos_log WHERE run = $1 AND event = $2)`,
-				runID, event).Scan(&logged)
-			if err == nil {
-				cancel()
-				if logged {
-					return nil
-				}
-				return errFenced
-			}
-		}
-		cancel()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
