@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -35,21 +36,38 @@ const (
 	DefaultMaxEventStreamsPerUser = 64
 )
 
+// feedLinger is how long the hub goes on listening for task changes after
+// the last event stream closed: a page reload or a client's reconnect finds
+// it still listening, and a node that nobody watches stops paying for every
+// change of every task (on PostgreSQL, a notification per batch of
+// dispatches, claims and completions, sent to this node and parsed).
+var feedLinger = 30 * time.Second
+
 // hub fans the store's task changes out to the open event streams. It
-// reads the changed tasks once per batch of changes, and only when some
-// stream wants them.
+// listens to the store only while some stream is open (and feedLinger
+// after the last one closed), reads the changed tasks once per batch of
+// changes, and only when some stream wants them.
 type hub struct {
 	store  store.Store
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
-	done   chan struct{}
+	feeds  sync.WaitGroup // the listening goroutines
 
 	maxStreams, maxPerUser int
 
 	mu     sync.Mutex
 	subs   map[*subscriber]struct{}
 	byUser map[string]int // open streams per user ("" for open mode's anonymous admin)
+	feed   *feed          // the listening in progress; nil when none
+	idle   *time.Timer    // ends feed once it has served no stream for feedLinger
+}
+
+// feed is one subscription of the hub to the store's task changes.
+type feed struct {
+	cancel context.CancelFunc
+	ready  chan struct{} // closed once listening, or once that failed (err set)
+	err    error
 }
 
 // subscriber is one open event stream and what it follows: the tasks and
@@ -122,36 +140,66 @@ func (s *subscriber) end() { s.once.Do(func() { close(s.ended) }) }
 
 func newHub(st store.Store, log *slog.Logger, maxStreams, maxPerUser int) *hub {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &hub{store: st, log: log, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+	return &hub{store: st, log: log, ctx: ctx, cancel: cancel,
 		maxStreams: maxStreams, maxPerUser: maxPerUser, subs: map[*subscriber]struct{}{}, byUser: map[string]int{}}
 }
 
-func (h *hub) start() error {
-	changes, err := h.store.Changes(h.ctx)
-	if err != nil {
-		return fmt.Errorf("api: listening for task changes: %w", err)
-	}
+// listen starts listening to the store's changes, as h.feed. h.mu is held.
+func (h *hub) listen() *feed {
+	ctx, cancel := context.WithCancel(h.ctx)
+	f := &feed{cancel: cancel, ready: make(chan struct{})}
+	h.feed = f
+	h.feeds.Add(1)
 	go func() {
-		defer close(h.done)
+		defer h.feeds.Done()
+		defer cancel()
+		changes, err := h.store.Changes(ctx)
+		if err != nil {
+			f.err = err
+			h.mu.Lock()
+			if h.feed == f {
+				h.feed = nil // the next stream tries again
+			}
+			h.mu.Unlock()
+			close(f.ready)
+			return
+		}
+		close(f.ready)
 		for batch := range changes {
 			if len(batch) == 0 {
-				h.resync()
+				h.resync(f)
 				continue
 			}
-			h.publish(batch)
+			h.publish(f, batch)
 		}
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		if h.feed != f {
+			return // ended for idleness: no stream was left to serve
+		}
+		// The hub stopped, or the store closed: the streams end, and their
+		// clients reconnect.
+		h.feed = nil
 		for s := range h.subs {
 			s.end()
 		}
 	}()
-	return nil
+	return f
 }
 
+// stop stops listening and ends every stream.
 func (h *hub) stop() {
 	h.cancel()
-	<-h.done
+	h.feeds.Wait()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.idle != nil {
+		h.idle.Stop()
+		h.idle = nil
+	}
+	for s := range h.subs {
+		s.end()
+	}
 }
 
 // errTooManyStreams is why subscribe refused a stream.
@@ -159,24 +207,55 @@ type errTooManyStreams struct{ detail string }
 
 func (e errTooManyStreams) Error() string { return e.detail }
 
+// errNoChanges is why subscribe could not open a stream: the store's
+// changes could not be listened to.
+type errNoChanges struct{ err error }
+
+func (e errNoChanges) Error() string {
+	return fmt.Sprintf("cannot follow task changes now: %v; try again later", e.err)
+}
+
 // subscribe opens a stream for viewer, unless it would be one too many in
-// all or for viewer's user.
-func (h *hub) subscribe(viewer principal, tasks, groups map[uuid.UUID]bool) (*subscriber, error) {
+// all or for viewer's user. It returns once the hub listens to the store's
+// changes, so that the stream misses none that commit after it returned.
+func (h *hub) subscribe(ctx context.Context, viewer principal, tasks, groups map[uuid.UUID]bool) (*subscriber, error) {
 	s := &subscriber{viewer: viewer, tasks: tasks, groups: groups, ready: make(chan struct{}, 1), ended: make(chan struct{})}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.ctx.Err() != nil {
+		h.mu.Unlock()
 		s.end()
 		return s, nil
 	}
 	if len(h.subs) >= h.maxStreams {
+		h.mu.Unlock()
 		return nil, errTooManyStreams{fmt.Sprintf("this server has %d event streams open, its limit; try again later", len(h.subs))}
 	}
 	if h.byUser[viewer.user] >= h.maxPerUser {
-		return nil, errTooManyStreams{fmt.Sprintf("you have %d event streams open on this server, the limit per user; close one first", h.byUser[viewer.user])}
+		n := h.byUser[viewer.user]
+		h.mu.Unlock()
+		return nil, errTooManyStreams{fmt.Sprintf("you have %d event streams open on this server, the limit per user; close one first", n)}
 	}
 	h.subs[s] = struct{}{}
 	h.byUser[viewer.user]++
+	if h.idle != nil {
+		h.idle.Stop()
+		h.idle = nil
+	}
+	f := h.feed
+	if f == nil {
+		f = h.listen()
+	}
+	h.mu.Unlock()
+	select {
+	case <-f.ready:
+	case <-ctx.Done():
+		h.unsubscribe(s)
+		return nil, ctx.Err()
+	}
+	if f.err != nil {
+		h.unsubscribe(s)
+		return nil, errNoChanges{f.err}
+	}
 	return s, nil
 }
 
@@ -190,22 +269,49 @@ func (h *hub) unsubscribe(s *subscriber) {
 	if h.byUser[s.viewer.user]--; h.byUser[s.viewer.user] <= 0 {
 		delete(h.byUser, s.viewer.user)
 	}
+	if len(h.subs) > 0 || h.feed == nil || h.idle != nil {
+		return
+	}
+	f := h.feed
+	var t *time.Timer
+	t = time.AfterFunc(feedLinger, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.idle == t {
+			h.idle = nil
+		}
+		if h.feed == f && len(h.subs) == 0 {
+			h.feed = nil
+			f.cancel()
+		}
+	})
+	h.idle = t
 }
 
-// resync tells every stream that changes may have been lost.
-func (h *hub) resync() {
+// resync tells every stream that changes may have been lost, unless f is
+// no longer the hub's feed.
+func (h *hub) resync(f *feed) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.feed != f {
+		return
+	}
 	h.log.Info("task changes may have been lost; event streams told to re-read", "streams", len(h.subs))
 	for s := range h.subs {
 		s.lost()
 	}
 }
 
-// publish reads the tasks a batch of changes is about, if any stream wants
-// them, and hands each stream the events it follows.
-func (h *hub) publish(batch []store.TaskChange) {
+// publish reads the tasks a batch of changes of f is about, if any stream
+// wants them, and hands each stream the events it follows. A feed that is
+// no longer the hub's (ended for idleness, its last changes still coming)
+// publishes nothing: its successor serves the streams.
+func (h *hub) publish(f *feed, batch []store.TaskChange) {
 	h.mu.Lock()
+	if h.feed != f {
+		h.mu.Unlock()
+		return
+	}
 	subs := make([]*subscriber, 0, len(h.subs))
 	needAll := false
 	wanted := map[uuid.UUID]bool{}
@@ -305,11 +411,18 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	viewer := caller(r)
-	sub, err := s.events.subscribe(viewer, tasks, groups)
+	sub, err := s.events.subscribe(r.Context(), viewer, tasks, groups)
 	if err != nil {
+		if r.Context().Err() != nil {
+			return // the client went away
+		}
 		s.log.Warn("event stream refused", "user", viewer.user, "reason", err)
 		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusTooManyRequests, "%v", err)
+		status := http.StatusTooManyRequests
+		if errors.As(err, new(errNoChanges)) {
+			status = http.StatusServiceUnavailable
+		}
+		writeError(w, status, "%v", err)
 		return
 	}
 	defer s.events.unsubscribe(sub)

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bufio"
 	"context"
+	"math/rand/v2"
 	"net/http"
 	"runtime"
 	"strings"
@@ -137,4 +138,84 @@ func TestEventsResyncWhenChangesLost(t *testing.T) {
 			t.Fatal("no resync event, then task event, after the listener was killed")
 		}
 	}
+}
+
+// TestEventsListenOnlyWhileStreamsOpen: the hub listens to the store's task
+// changes only while an event stream is open (and a short linger after),
+// so that a node nobody watches does not read every change of every task;
+// a stream opened after the hub stopped listening still gets every change
+// that commits once it is connected. On PostgreSQL the listening
+// connection is seen come and go.
+func TestEventsListenOnlyWhileStreamsOpen(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
+		e := newEnv(t, eng, api.Config{AllowOpen: true})
+		listeners := func() int {
+			pg, ok := e.store.(*postgres.Store)
+			if !ok {
+				return -1 // not observable on the embedded engine
+			}
+			var n int
+			if err := pg.Pool().QueryRow(e.ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND query ILIKE 'LISTEN stint_changes%'`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		waitListeners := func(want int) {
+			t.Helper()
+			if listeners() < 0 {
+				return
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for listeners() != want {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d connections listen for task changes, want %d", listeners(), want)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		// gets dispatches a task and waits for its event on events.
+		gets := func(events <-chan sseEvent) {
+			t.Helper()
+			id := e.dispatch(apiv1.DispatchTask{Name: "stint.noop"})
+			timeout := time.After(20 * time.Second)
+			for {
+				select {
+				case ev, ok := <-events:
+					if !ok {
+						t.Fatal("the stream ended")
+					}
+					if ev.name == apiv1.EventTask && ev.data.ID == id {
+						return
+					}
+				case <-timeout:
+					t.Fatalf("no event of task %s", id)
+				}
+			}
+		}
+
+		e.dispatch(apiv1.DispatchTask{Name: "stint.noop"})
+		time.Sleep(2 * api.FeedLinger())
+		waitListeners(0)
+
+		first, closeFirst := e.openClosableEvents("")
+		waitListeners(1)
+		gets(first)
+		second, closeSecond := e.openClosableEvents("")
+		waitListeners(1) // one listener serves every stream
+		gets(second)
+		closeFirst()
+		gets(second)
+		closeSecond()
+		waitListeners(0)
+
+		// Many rounds of a stream opened as the hub stops or has stopped
+		// listening: each gets its task's event.
+		for range 5 {
+			events, closeEvents := e.openClosableEvents("")
+			gets(events)
+			closeEvents()
+			time.Sleep(api.FeedLinger() + time.Duration(rand.IntN(20))*time.Millisecond - 10*time.Millisecond)
+		}
+	})
 }

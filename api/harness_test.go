@@ -341,6 +341,14 @@ type sseEvent struct {
 // its events; the stream closes when the test ends.
 func (e *env) openEvents(query string) <-chan sseEvent {
 	e.tb.Helper()
+	ch, _ := e.openClosableEvents(query)
+	return ch
+}
+
+// openClosableEvents is openEvents, and a function that closes the stream
+// (its channel then closes).
+func (e *env) openClosableEvents(query string) (<-chan sseEvent, context.CancelFunc) {
+	e.tb.Helper()
 	ctx, cancel := context.WithCancel(e.ctx)
 	e.tb.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, "GET", e.http.URL+"/api/v1/events"+query, nil)
@@ -376,7 +384,7 @@ func (e *env) openEvents(query string) <-chan sseEvent {
 			}
 		}
 	}()
-	return ch
+	return ch, cancel
 }
 
 // countOf is a page's count for comparisons and messages: -1 when the API

@@ -109,8 +109,8 @@ type Server struct {
 	immediate chan struct{}
 }
 
-// New returns a server and starts its event hub, which listens to the
-// store's changes until Close.
+// New returns a server. Its event hub listens to the store's changes while
+// event streams (GET /events) are open, until Close.
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil || cfg.Registry == nil {
 		return nil, errors.New("api: Store and Registry are required")
@@ -160,9 +160,6 @@ func New(cfg Config) (*Server, error) {
 	s.statuses = &recent[[]byte]{ttl: max(cfg.StatusCacheTTL, 0)}
 	s.workers = &recent[[]store.WorkerInfo]{ttl: max(cfg.StatusCacheTTL, 0)}
 	s.events = newHub(cfg.Store, s.log, cfg.MaxEventStreams, cfg.MaxEventStreamsPerUser)
-	if err := s.events.start(); err != nil {
-		return nil, err
-	}
 	s.handler = s.routes()
 	return s, nil
 }
