@@ -3,12 +3,15 @@ package api_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/stint-dev/stint/api"
 	"github.com/stint-dev/stint/apiv1"
@@ -218,4 +221,58 @@ func TestEventsListenOnlyWhileStreamsOpen(t *testing.T) {
 			time.Sleep(api.FeedLinger() + time.Duration(rand.IntN(20))*time.Millisecond - 10*time.Millisecond)
 		}
 	})
+}
+
+// TestEventsRefusedWhileChangesCannotBeFollowed: when the node cannot
+// listen to the database's changes (here the database refuses new
+// connections), a new stream is refused with 503, a detail and
+// Retry-After, rather than connected and then silent; once the database
+// takes connections again, the next stream is connected. PostgreSQL only:
+// the embedded engine's changes are in the process.
+func TestEventsRefusedWhileChangesCannotBeFollowed(t *testing.T) {
+	// The caller's token is checked once and then answered from the
+	// cache, so that the request gets as far as the stream.
+	e := newEnv(t, enginetest.PostgreSQL, api.Config{TokenCacheTTL: time.Minute})
+	e = e.as(e.addUser("alice", store.RoleAdmin))
+	e.dispatch(apiv1.DispatchTask{Name: "stint.noop"})
+	pool := e.store.(*postgres.Store).Pool()
+	db := pool.Config().ConnConfig.Database
+	cfg := pool.Config().ConnConfig.Copy()
+	cfg.Database = "postgres" // a database may not refuse connections to itself
+	admin, err := pgx.ConnectConfig(e.ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close(context.Background()) })
+	allow := func(on bool) {
+		t.Helper()
+		if _, err := admin.Exec(e.ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", pgx.Identifier{db}.Sanitize(), on)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allow(false)
+	t.Cleanup(func() { allow(true) })
+	pool.Reset() // the pool's connections are closed: the listener needs a new one
+
+	a := e.do("GET", "/api/v1/events", nil)
+	if a.status != http.StatusServiceUnavailable || !strings.Contains(a.detail(), "cannot follow task changes") || a.header.Get("Retry-After") == "" {
+		t.Fatalf("a stream while the database refuses connections: %d %q (Retry-After %q)", a.status, a.detail(), a.header.Get("Retry-After"))
+	}
+	allow(true)
+	events := e.openEvents("")
+	id := e.dispatch(apiv1.DispatchTask{Name: "stint.noop"})
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatal("the stream ended")
+			}
+			if ev.name == apiv1.EventTask && ev.data.ID == id {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no event of task %s on the stream opened after the database came back", id)
+		}
+	}
 }
