@@ -177,24 +177,9 @@ func TestEventsListenOnlyWhileStreamsOpen(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
-		// gets dispatches a task and waits for its event on events.
 		gets := func(events <-chan sseEvent) {
 			t.Helper()
-			id := e.dispatch(apiv1.DispatchTask{Name: "stint.noop"})
-			timeout := time.After(20 * time.Second)
-			for {
-				select {
-				case ev, ok := <-events:
-					if !ok {
-						t.Fatal("the stream ended")
-					}
-					if ev.name == apiv1.EventTask && ev.data.ID == id {
-						return
-					}
-				case <-timeout:
-					t.Fatalf("no event of task %s", id)
-				}
-			}
+			e.dispatchAndAwaitEvent(events)
 		}
 
 		e.dispatch(apiv1.DispatchTask{Name: "stint.noop"})
@@ -259,20 +244,26 @@ func TestEventsRefusedWhileChangesCannotBeFollowed(t *testing.T) {
 		t.Fatalf("a stream while the database refuses connections: %d %q (Retry-After %q)", a.status, a.detail(), a.header.Get("Retry-After"))
 	}
 	allow(true)
-	events := e.openEvents("")
+	e.dispatchAndAwaitEvent(e.openEvents(""))
+}
+
+// dispatchAndAwaitEvent dispatches a no-op task and waits for its event on
+// events.
+func (e *env) dispatchAndAwaitEvent(events <-chan sseEvent) {
+	e.tb.Helper()
 	id := e.dispatch(apiv1.DispatchTask{Name: "stint.noop"})
 	timeout := time.After(20 * time.Second)
 	for {
 		select {
 		case ev, ok := <-events:
 			if !ok {
-				t.Fatal("the stream ended")
+				e.tb.Fatal("the stream ended")
 			}
 			if ev.name == apiv1.EventTask && ev.data.ID == id {
 				return
 			}
 		case <-timeout:
-			t.Fatalf("no event of task %s on the stream opened after the database came back", id)
+			e.tb.Fatalf("no event of task %s", id)
 		}
 	}
 }
