@@ -113,8 +113,7 @@ func runHTTP(ctx context.Context, cfg Config) ([]httpResult, error) {
 // first: UUIDv7 ids of their creation times, sequence numbers from the
 // tasks' sequence, 90% completed ({} result), 7% failed (an error of kind
 // "error"), 3% canceled before they started. None holds a resource and none
-// is waiting, so no queue rows are needed. It analyzes the table after, as
-// autovacuum would have, and takes a checkpoint.
+// is waiting, so no queue rows are needed. It settles the table after.
 func fillTasks(ctx context.Context, st *postgres.Store, n int) error {
 	const chunk = 100_000
 	for from := 1; from <= n; from += chunk {
@@ -123,17 +122,10 @@ func fillTasks(ctx context.Context, st *postgres.Store, n int) error {
 			return err
 		}
 	}
-	if _, err := st.Pool().Exec(ctx, "VACUUM ANALYZE stint_tasks"); err != nil {
-		return err
-	}
-	// The fixture wrote some 500 MB of write-ahead log, which starts a
-	// checkpoint (max_wal_size) that is spread over the next minute: the
-	// paths measured next would pay for the fixture's writes, since every
-	// page first changed after a checkpoint begins is logged whole. A
-	// deployment's checkpoints come from its own writes, as River's do in
-	// its measurement; this one is the fixture's, so it is taken now.
-	_, err := st.Pool().Exec(ctx, "CHECKPOINT")
-	return err
+	// A deployment's checkpoints come from its own writes, as River's do in
+	// its measurement; the fixture's (some 500 MB of write-ahead log) is
+	// taken before the paths are measured.
+	return settle(ctx, st, "http", "stint_tasks")
 }
 
 // fillSQL inserts tasks $1 to $2 of $3 owned by $4 (see fillTasks). Task i
