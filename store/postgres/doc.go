@@ -17,6 +17,14 @@
 // Every state change goes through a PL/pgSQL function of the schema
 // (stint_dispatch, stint_claim, stint_finish, stint_cancel, ...): one round
 // trip each, and one place per engine where the scheduling rule is stated.
+// Each function's current definition is a file of its own
+// (sql/functions/NAME.sql, a CREATE OR REPLACE FUNCTION), not a migration:
+// after the migrations, Migrate replaces, in one transaction, the functions
+// whose files differ from those last applied (stint_functions keeps their
+// SHA-256), when the database is at the binary's newest version. To change
+// a function, edit its file and add a migration that says so (a comment is
+// enough): nodes of the older release then see a newer schema and leave
+// the function alone. Migrations hold schema changes only.
 //
 // # Scheduling
 //

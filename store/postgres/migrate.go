@@ -1,11 +1,14 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"embed"
 	"fmt"
 	"io/fs"
 	"math"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +18,12 @@ import (
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
+
+// functionFiles hold the current definition of every function of the
+// schema, one per file named after it: see applyFunctions.
+//
+//go:embed sql/functions/*.sql
+var functionFiles embed.FS
 
 // migrationLockKey is the advisory lock that serialises migrations run by
 // several nodes at once.
@@ -51,15 +60,42 @@ func loadMigrations() ([]migration, error) {
 	return out, nil
 }
 
+// function is one file of sql/functions: a CREATE OR REPLACE FUNCTION of
+// the function it is named after.
+type function struct {
+	name   string
+	sql    string
+	sha256 []byte
+}
+
+func loadFunctions() ([]function, error) {
+	entries, err := fs.ReadDir(functionFiles, "sql/functions")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]function, 0, len(entries))
+	for _, e := range entries {
+		body, err := functionFiles.ReadFile(path.Join("sql/functions", e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(body)
+		out = append(out, function{name: strings.TrimSuffix(e.Name(), ".sql"), sql: string(body), sha256: sum[:]})
+	}
+	return out, nil // in name order, as ReadDir returns them
+}
+
 // Migrate applies the embedded migrations that the database lacks, each in
-// its own transaction, under an advisory lock so that several nodes may run
-// it at once. Running it again changes nothing.
+// its own transaction, then the functions whose definitions changed (see
+// applyFunctions), under an advisory lock so that several nodes may run it
+// at once. Running it again changes nothing.
 func (s *Store) Migrate(ctx context.Context) error {
 	return s.migrateTo(ctx, math.MaxInt)
 }
 
 // migrateTo applies the migrations that the database lacks up to version
-// last: tests build databases of older versions with it.
+// last, and the functions when that is the newest: tests build databases
+// of older versions with it.
 func (s *Store) migrateTo(ctx context.Context, last int) error {
 	migrations, err := loadMigrations()
 	if err != nil {
@@ -98,6 +134,76 @@ func (s *Store) migrateTo(ctx context.Context, last int) error {
 		})
 		if err != nil {
 			return fmt.Errorf("migrate: %s: %w", m.name, err)
+		}
+	}
+	if len(migrations) == 0 || last < migrations[len(migrations)-1].version {
+		return nil
+	}
+	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		return applyFunctions(ctx, tx, migrations[len(migrations)-1].version)
+	}); err != nil {
+		return fmt.Errorf("migrate: functions: %w", err)
+	}
+	return nil
+}
+
+// applyFunctions brings the functions of the schema to the definitions of
+// sql/functions, in one transaction, when the database is at version
+// newest, the binary's newest migration: a function whose file differs
+// from the one last applied (stint_functions keeps their SHA-256) is
+// replaced, so a node starting replaces nothing, and an upgrade replaces
+// every function that changed whichever version it came from. A database
+// at a newer version is left alone: its functions are a newer release's.
+func applyFunctions(ctx context.Context, tx pgx.Tx, newest int) error {
+	var version int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM stint_migrations`).Scan(&version); err != nil {
+		return err
+	}
+	if version != newest {
+		return nil
+	}
+	functions, err := loadFunctions()
+	if err != nil {
+		return err
+	}
+	applied := map[string][]byte{}
+	rows, err := tx.Query(ctx, `SELECT name, sha256 FROM stint_functions`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var name string
+		var sum []byte
+		if err := rows.Scan(&name, &sum); err != nil {
+			return err
+		}
+		applied[name] = sum
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	// As pg_dump does: a SQL-language function may name one defined by a
+	// later file.
+	if _, err := tx.Exec(ctx, `SET LOCAL check_function_bodies = off`); err != nil {
+		return err
+	}
+	names := make([]string, len(functions))
+	for i, f := range functions {
+		names[i] = f.name
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM stint_functions WHERE name <> ALL ($1)`, names); err != nil {
+		return err
+	}
+	for _, f := range functions {
+		if bytes.Equal(applied[f.name], f.sha256) {
+			continue
+		}
+		if _, err := tx.Exec(ctx, f.sql); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO stint_functions (name, sha256) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()`, f.name, f.sha256); err != nil {
+			return err
 		}
 	}
 	return nil

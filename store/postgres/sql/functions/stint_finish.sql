@@ -1,0 +1,54 @@
+-- stint_finish records the outcomes of runs (the i-th of each array is one
+-- outcome) by one statement, and returns the ids of the tasks it ended. An
+-- outcome whose attempt is not the task's current one (a stale fencing
+-- token) changes nothing. The rows are locked in id order, the lock order
+-- of running tasks: the outcomes are joined in id order to the primary
+-- key, one row at a time. The queue entries of the ended tasks are
+-- released and the changes published.
+CREATE OR REPLACE FUNCTION stint_finish(p_ids uuid[], p_attempts integer[], p_states text[], p_results text[], p_errors text[])
+ RETURNS SETOF uuid
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_bitmapscan TO 'off'
+ SET jit TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+DECLARE
+    done uuid[];
+    changes text[];
+    res text[];
+    seqs bigint[];
+BEGIN
+    -- The update returns the finished tasks' queue entries too (resources
+    -- and seq), which are released without reading the rows again.
+    WITH finished AS (
+        UPDATE stint_tasks t
+        SET state = CASE WHEN t.state = 'canceling' AND o.state <> 'dropped' THEN 'canceled' ELSE o.state END,
+            result = o.result::jsonb, error = o.error::jsonb,
+            finished_at = clock_timestamp(), updated_at = now()
+        FROM (SELECT u.id, u.attempt, u.state, u.result, u.error
+              FROM unnest(p_ids, p_attempts, p_states, p_results, p_errors) AS u(id, attempt, state, result, error)
+              ORDER BY u.id) o
+        WHERE t.id = o.id AND t.attempt = o.attempt AND t.state IN ('running', 'canceling')
+        RETURNING t.id, t.state, t.seq, t.exclusive_resources || t.shared_resources AS resources
+    ), tasks AS (
+        SELECT array_agg(f.id ORDER BY f.id) AS done,
+            array_agg(f.id::text || ' ' || f.state ORDER BY f.id) AS changes
+        FROM finished f
+    ), entries AS (
+        SELECT array_agg(e.name) AS res, array_agg(f.seq) AS seqs
+        FROM finished f CROSS JOIN LATERAL unnest(f.resources) AS e(name)
+    )
+    SELECT tasks.done, tasks.changes, entries.res, entries.seqs INTO done, changes, res, seqs
+    FROM tasks, entries;
+    IF done IS NULL THEN
+        RETURN;
+    END IF;
+    IF res IS NOT NULL THEN
+        PERFORM stint_dequeue(res, seqs);
+    END IF;
+    PERFORM stint_publish(changes);
+    RETURN QUERY SELECT unnest(done);
+END $function$;
