@@ -9,6 +9,7 @@ import (
 
 	"github.com/stint-dev/stint"
 	"github.com/stint-dev/stint/internal/pgtest"
+	"github.com/stint-dev/stint/internal/scratchdb"
 	"github.com/stint-dev/stint/store/postgres"
 )
 
@@ -39,7 +40,7 @@ func sync(ctx context.Context, run *stint.Run, args SyncArgs) (SyncResult, error
 // exampleDatabase returns the URL of a fresh database for the examples; an
 // application passes its own, e.g. from its configuration.
 func exampleDatabase() (string, func()) {
-	dsn, drop, err := pgtest.CreateDatabase(context.Background(), pgtest.ServerURL(), "stint_example")
+	dsn, drop, err := scratchdb.Create(context.Background(), pgtest.ServerURL(), "stint_example")
 	if err != nil {
 		log.Fatal(err)
 	}

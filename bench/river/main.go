@@ -36,7 +36,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 
-	"github.com/stint-dev/stint/internal/pgtest"
+	"github.com/stint-dev/stint/internal/scratchdb"
 )
 
 // noopArgs are the arguments of the benchmark's job kind.
@@ -56,7 +56,7 @@ type noopWorker struct {
 func (*noopWorker) Work(context.Context, *river.Job[noopArgs]) error { return nil }
 
 func main() {
-	server := flag.String("db", pgtest.DefaultURL, "URL of a database on the server to benchmark on")
+	server := flag.String("db", scratchdb.LocalServer, "URL of a database on the server to benchmark on")
 	jobs := flag.Int("jobs", 50_000, "jobs to insert and work")
 	stint := flag.String("stint", "", "path of a stint binary: run its throughput-noop scenario afterwards (with --single: its dispatch-single and http scenarios)")
 	single := flag.Bool("single", false, "measure Insert of one job per call from 1, 8 and 50 goroutines instead")
@@ -102,7 +102,7 @@ func main() {
 // run inserts n jobs in a scratch database, works them with one client and
 // returns the jobs worked per second.
 func run(ctx context.Context, server string, n int) (float64, error) {
-	dsn, drop, err := pgtest.CreateDatabase(ctx, server, "stint_riverbench")
+	dsn, drop, err := scratchdb.Create(ctx, server, "stint_riverbench")
 	if err != nil {
 		return 0, err
 	}

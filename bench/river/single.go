@@ -17,7 +17,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 
-	"github.com/stint-dev/stint/internal/pgtest"
+	"github.com/stint-dev/stint/internal/scratchdb"
 )
 
 // singleCallers are the numbers of goroutines of the single-insert
@@ -41,7 +41,7 @@ func runSingle(ctx context.Context, server string, d time.Duration) (map[int]flo
 }
 
 func singleOnce(ctx context.Context, server string, callers int, d time.Duration) (float64, error) {
-	dsn, drop, err := pgtest.CreateDatabase(ctx, server, "stint_riverbench")
+	dsn, drop, err := scratchdb.Create(ctx, server, "stint_riverbench")
 	if err != nil {
 		return 0, err
 	}

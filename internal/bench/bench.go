@@ -21,7 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/stint-dev/stint"
-	"github.com/stint-dev/stint/internal/pgtest"
+	"github.com/stint-dev/stint/internal/scratchdb"
 	"github.com/stint-dev/stint/store"
 	"github.com/stint-dev/stint/store/postgres"
 	"github.com/stint-dev/stint/store/sqlite"
@@ -191,7 +191,7 @@ func scratchPostgres(ctx context.Context, cfg Config) (store.Store, func(), erro
 
 // scratch creates and migrates a scratch database and returns its store.
 func scratch(ctx context.Context, cfg Config) (*postgres.Store, func(), error) {
-	dsn, drop, err := pgtest.CreateDatabase(ctx, cfg.ServerURL, "stint_bench")
+	dsn, drop, err := scratchdb.Create(ctx, cfg.ServerURL, "stint_bench")
 	if err != nil {
 		return nil, nil, err
 	}
