@@ -55,12 +55,20 @@ func (c *Client) handler(workRoot string, grace time.Duration) worker.Handler {
 		} else {
 			result, taskErr = superviseInProcess(runCtx, grace, tt, run)
 		}
-		if taskErr != nil && ctx.Err() == nil && errors.Is(runCtx.Err(), context.DeadlineExceeded) {
-			taskErr = &store.TaskError{Kind: TimeoutKind,
-				Description: fmt.Sprintf("the task exceeded its timeout of %v (%s)", tt.opts.timeout, taskErr.Description)}
-		}
-		return result, taskErr
+		return result, tt.timedOut(ctx, runCtx, taskErr)
 	}
+}
+
+// timedOut returns the error of a run that ended with taskErr in runCtx,
+// the context of its timeout within ctx: a timeout error when the run
+// failed because its timeout passed (ctx itself still live), taskErr
+// otherwise.
+func (tt *taskType) timedOut(ctx, runCtx context.Context, taskErr *store.TaskError) *store.TaskError {
+	if taskErr != nil && ctx.Err() == nil && errors.Is(runCtx.Err(), context.DeadlineExceeded) {
+		return &store.TaskError{Kind: TimeoutKind,
+			Description: fmt.Sprintf("the task exceeded its timeout of %v (%s)", tt.opts.timeout, taskErr.Description)}
+	}
+	return taskErr
 }
 
 // superviseInProcess calls the task's function in a goroutine of its own

@@ -206,6 +206,22 @@ func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]*store.Tas
 	return tasks, total, nil
 }
 
+// ListTasksTx reads the tasks f selects through q, which may be the
+// caller's own transaction: it sees what that transaction dispatched
+// (DispatchTx) before it commits. It returns the page alone, without a
+// total; their children's ids are filled as ListTasks fills them.
+func ListTasksTx(ctx context.Context, q Querier, f store.TaskFilter) ([]*store.Task, error) {
+	query, args, _, err := listQuery(f)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collectTaskColumns(rows, true)
+}
+
 // listQuery returns the page query of f and its arguments, and the
 // conditions of its filters alone.
 func listQuery(f store.TaskFilter) (string, []any, *conditions, error) {
