@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/stint-dev/stint/internal/scheduling"
 )
 
 // Task is a task as the database recorded it at the end of a chaos run
@@ -442,10 +444,7 @@ type interval struct {
 
 // holds reports whether t holds res, and whether exclusively.
 func holds(t *Task, res string) (held, exclusive bool) {
-	if slices.Contains(t.Exclusive, res) {
-		return true, true
-	}
-	return slices.Contains(t.Shared, res), false
+	return scheduling.Resources{Exclusive: t.Exclusive, Shared: t.Shared}.Holds(res)
 }
 
 // endOf is when a task stopped being incomplete: never if it did not.
@@ -524,7 +523,7 @@ func (c *checker) sweep(res, source string, ivs []interval) {
 		}
 		active = open
 		for _, a := range active {
-			if a.task == iv.task || !(a.exclusive || iv.exclusive) {
+			if a.task == iv.task || scheduling.Compatible(a.exclusive, iv.exclusive) {
 				continue
 			}
 			c.rep.Compared++
@@ -554,8 +553,10 @@ func (c *checker) overtakes() {
 		var lastAll, lastExcl *Task // the earlier holder ending last, of all and of the exclusive ones
 		for _, t := range holders {
 			_, excl := holds(t, res)
+			// The earlier holders it is not compatible with: all of them
+			// for an exclusive holder, the exclusive ones for a shared one.
 			blocker := lastExcl
-			if excl {
+			if !scheduling.Compatible(excl, false) {
 				blocker = lastAll
 			}
 			if blocker != nil && !t.StartedAt.IsZero() {

@@ -1,8 +1,11 @@
 // Package scheduling holds Stint's resource rule in Go: when two tasks
 // conflict, and whether a task may start given the tasks queued before it.
-// The PostgreSQL engine states the same rule in SQL (stint_dispatch and
-// stint_promote); checkers and the conformance suite use this package to
-// verify what the engines did.
+// It is the reference form of the rule: each engine states it once in its
+// own model (PostgreSQL's counted queues in stint_dispatch and
+// stint_promote, SQLite's ready flags in store/sqlite's sqlEnqueue and
+// sqlPromote; docs/architecture.md, "One rule, one model per engine"), and
+// every checker (the conformance suite's model, the chaos checker) judges
+// what the engines did with this package.
 package scheduling
 
 import "slices"
@@ -13,8 +16,8 @@ type Resources struct {
 	Shared    []string
 }
 
-// holds reports how r holds resource name: held, and whether exclusively.
-func (r Resources) holds(name string) (held, exclusive bool) {
+// Holds reports how r holds resource name: held, and whether exclusively.
+func (r Resources) Holds(name string) (held, exclusive bool) {
 	if slices.Contains(r.Exclusive, name) {
 		return true, true
 	}
@@ -29,12 +32,12 @@ func Compatible(aExclusive, bExclusive bool) bool { return !aExclusive && !bExcl
 // common and at least one of them holds it exclusively.
 func Conflicts(a, b Resources) bool {
 	for _, name := range a.Exclusive {
-		if held, _ := b.holds(name); held {
+		if held, _ := b.Holds(name); held {
 			return true
 		}
 	}
 	for _, name := range a.Shared {
-		if held, excl := b.holds(name); held && !Compatible(false, excl) {
+		if held, excl := b.Holds(name); held && !Compatible(false, excl) {
 			return true
 		}
 	}
