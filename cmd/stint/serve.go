@@ -2,19 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stint-dev/stint"
 	"github.com/stint-dev/stint/api"
-	"github.com/stint-dev/stint/internal/metrics"
+	"github.com/stint-dev/stint/node"
 	"github.com/stint-dev/stint/store/sqlite"
 )
 
@@ -135,7 +132,7 @@ func isLoopback(addr net.Addr) bool {
 }
 
 // runServer serves the API, and runs a worker with the given slots if
-// workers > 0, until ctx ends.
+// workers > 0, until ctx ends: one node (package node).
 func runServer(ctx context.Context, command string, f serverFlags, workers int) error {
 	log := newLogger()
 	policy, err := f.cancelPolicyValue()
@@ -189,79 +186,23 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 			"addr", ln.Addr().String())
 	}
 
-	reg := stint.NewRegistry()
 	if f.missingAfter <= 2*time.Second {
 		return fmt.Errorf("--missing-after %v: must be more than the heartbeat interval (2s)", f.missingAfter)
 	}
-	m := metrics.New(st, f.missingAfter)
-	srv, err := api.New(api.Config{
-		Store: st, Registry: reg, Engine: target.engine, Version: version,
-		MaxBodyBytes: f.maxBody, Metrics: m, Logger: log,
-		AllowOpen: loopback || f.insecureOpen, OpenAnyHost: f.insecureOpen, CancelPolicy: policy, MissingAfter: f.missingAfter,
-		MaxEventStreams: f.streams, MaxEventStreamsPerUser: f.userStreams, ImmediateSlots: immediateSlots(f.immediate),
-	})
-	if err != nil {
-		return err
+	cfg := node.Config{
+		Store: st, MissingAfter: f.missingAfter, Logger: log, Retain: f.retain, ShutdownWait: f.shutdownWait,
+		API: &node.API{
+			Listener: ln,
+			Server: api.Config{
+				Engine: target.engine, Version: version, MaxBodyBytes: f.maxBody,
+				AllowOpen: loopback || f.insecureOpen, OpenAnyHost: f.insecureOpen, CancelPolicy: policy,
+				MaxEventStreams: f.streams, MaxEventStreamsPerUser: f.userStreams, ImmediateSlots: immediateSlots(f.immediate),
+			},
+			HTTP: f.http,
+		},
 	}
-	defer srv.Close()
-	httpServer := api.NewHTTPServer(srv.Handler(), f.http, log)
-
-	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWorker()
 	if workers > 0 {
-		w, err := stint.NewWorker(st, reg, stint.WorkerConfig{
-			Concurrency: workers, ShutdownGrace: f.shutdownWait, MissingAfter: f.missingAfter, Logger: log, OnFinished: m.Finished,
-		})
-		if err != nil {
-			return err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.Run(workerCtx); err != nil {
-				errs <- fmt.Errorf("worker: %w", err)
-			}
-		}()
-		log.Info("worker started", "name", w.Name(), "concurrency", workers)
-	} else {
-		// No worker here: register the name immediate tasks run under.
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			registerAPINode(workerCtx, stint.NewClient(st, reg), f.missingAfter, log)
-		}()
+		cfg.Worker = &stint.WorkerConfig{Concurrency: workers, ShutdownGrace: f.shutdownWait}
 	}
-	if f.retain > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			retainTasks(workerCtx, stint.NewClient(st, reg), st, f.retain, log)
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := api.Serve(httpServer, ln, f.http); !errors.Is(err, http.ErrServerClosed) {
-			errs <- err
-		}
-	}()
-	log.Info("serving", "addr", "http://"+ln.Addr().String(), "api", "http://"+ln.Addr().String()+"/api/v1/")
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case runErr = <-errs:
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), f.shutdownWait)
-	defer cancel()
-	srv.Close() // ends event streams, which Shutdown would wait for
-	if err := httpServer.Shutdown(shutdownCtx); err != nil {
-		httpServer.Close() //nolint:errcheck
-	}
-	stopWorker()
-	wg.Wait()
-	return runErr
+	return node.Run(ctx, cfg)
 }

@@ -2,16 +2,13 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"runtime"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stint-dev/stint"
-	"github.com/stint-dev/stint/api"
-	"github.com/stint-dev/stint/internal/metrics"
+	"github.com/stint-dev/stint/node"
 )
 
 func newWorkerCommand() *cobra.Command {
@@ -41,26 +38,15 @@ dropped), and leaves the worker list. See docs/operations.md.`,
 					return err
 				}
 			}
-			cfg.Logger = newLogger()
+			nc := node.Config{Store: st, Name: cfg.Name, MissingAfter: cfg.MissingAfter, Logger: newLogger(), Worker: &cfg}
 			if metricsAddr != "" {
-				missingAfter := cfg.MissingAfter
-				if missingAfter == 0 {
-					missingAfter = api.DefaultMissingAfter
-				}
-				m := metrics.New(st, missingAfter)
-				cfg.OnFinished = m.Finished
-				stop, err := serveMetrics(metricsAddr, m, cfg.Logger)
+				ln, err := net.Listen("tcp", metricsAddr)
 				if err != nil {
-					return err
+					return fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err)
 				}
-				defer stop()
+				nc.MetricsListener = ln
 			}
-			w, err := stint.NewWorker(st, stint.NewRegistry(), cfg)
-			if err != nil {
-				return err
-			}
-			cfg.Logger.Info("worker started", "name", w.Name(), "concurrency", cfg.Concurrency)
-			return w.Run(ctx)
+			return node.Run(ctx, nc)
 		},
 	}
 	cmd.AddCommand(newWorkerListCommand())
@@ -80,19 +66,4 @@ dropped), and leaves the worker list. See docs/operations.md.`,
 	f.StringVar(&cfg.WorkDir, "workdir", "", "directory for the tasks' working directories, emptied at start")
 	f.StringToStringVar(&cfg.Versions, "provides", nil, "versions of the components this worker provides, NAME=VERSION[,...]; tasks requiring newer ones are left to other workers")
 	return cmd
-}
-
-// serveMetrics serves /metrics and /healthz at addr until stop is called.
-func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	srv := api.NewHTTPServer(mux, api.HTTPLimits{}, log)
-	go api.Serve(srv, ln, api.HTTPLimits{}) //nolint:errcheck // ends with Close
-	log.Info("serving metrics", "addr", "http://"+ln.Addr().String()+"/metrics")
-	return func() { srv.Close() }, nil //nolint:errcheck
 }
