@@ -248,7 +248,7 @@ func retainTasks(ctx context.Context, client *stint.Client, st store.Store, reta
 			task, err := client.Dispatch(ctx, stint.DispatchRequest{
 				Name:               "stint.purge",
 				Args:               stint.PurgeArgs{FinishedBefore: before, States: final},
-				ExclusiveResources: []string{api.PurgeResource},
+				ExclusiveResources: []string{stint.PurgeResource},
 			})
 			if err != nil {
 				if ctx.Err() == nil {

@@ -9,11 +9,11 @@ import (
 	"io/fs"
 	"math"
 	"path"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/stint-dev/stint/internal/sqlmigrate"
 )
 
 //go:embed migrations/*.sql
@@ -29,35 +29,8 @@ var functionFiles embed.FS
 // several nodes at once.
 const migrationLockKey = 0x5717_0001
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var out []migration
-	for _, e := range entries {
-		prefix, _, ok := strings.Cut(e.Name(), "_")
-		if !ok {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_what.sql", e.Name())
-		}
-		v, err := strconv.Atoi(prefix)
-		if err != nil {
-			return nil, fmt.Errorf("migration %s: %w", e.Name(), err)
-		}
-		body, err := migrationFiles.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, name: e.Name(), sql: string(body)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	return out, nil
+func loadMigrations() ([]sqlmigrate.Migration, error) {
+	return sqlmigrate.Load(migrationFiles, "migrations")
 }
 
 // function is one file of sql/functions: a CREATE OR REPLACE FUNCTION of
@@ -115,32 +88,32 @@ func (s *Store) migrateTo(ctx context.Context, last int) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	for _, m := range migrations {
-		if m.version > last {
+		if m.Version > last {
 			break
 		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			var done bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM stint_migrations WHERE version = $1)`, m.version).Scan(&done); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM stint_migrations WHERE version = $1)`, m.Version).Scan(&done); err != nil {
 				return err
 			}
 			if done {
 				return nil
 			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO stint_migrations (version, name) VALUES ($1, $2)`, m.version, m.name)
+			_, err := tx.Exec(ctx, `INSERT INTO stint_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("migrate: %s: %w", m.name, err)
+			return fmt.Errorf("migrate: %s: %w", m.Name, err)
 		}
 	}
-	if len(migrations) == 0 || last < migrations[len(migrations)-1].version {
+	if len(migrations) == 0 || last < migrations[len(migrations)-1].Version {
 		return nil
 	}
 	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		return applyFunctions(ctx, tx, migrations[len(migrations)-1].version)
+		return applyFunctions(ctx, tx, migrations[len(migrations)-1].Version)
 	}); err != nil {
 		return fmt.Errorf("migrate: functions: %w", err)
 	}

@@ -5,44 +5,15 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
+
+	"github.com/stint-dev/stint/internal/sqlmigrate"
 )
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var out []migration
-	for _, e := range entries {
-		prefix, _, ok := strings.Cut(e.Name(), "_")
-		if !ok {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_what.sql", e.Name())
-		}
-		v, err := strconv.Atoi(prefix)
-		if err != nil {
-			return nil, fmt.Errorf("migration %s: %w", e.Name(), err)
-		}
-		body, err := migrationFiles.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, name: e.Name(), sql: string(body)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	return out, nil
+func loadMigrations() ([]sqlmigrate.Migration, error) {
+	return sqlmigrate.Load(migrationFiles, "migrations")
 }
 
 // Migrate implements store.Store: it applies the embedded migrations the
@@ -73,7 +44,7 @@ func newestMigration() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return migrations[len(migrations)-1].version, nil
+	return migrations[len(migrations)-1].Version, nil
 }
 
 // migrateDB applies the migrations the database at path lacks through db,
@@ -94,11 +65,11 @@ func migrateDB(ctx context.Context, db *sql.DB, path string) error {
 	if err := db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM stint_schema`).Scan(&newest); err != nil {
 		return fmt.Errorf("sqlite: migrate %s: %w", path, err)
 	}
-	if known := migrations[len(migrations)-1].version; newest > known {
+	if known := migrations[len(migrations)-1].Version; newest > known {
 		return fmt.Errorf("sqlite: %s has schema version %d, newer than this Stint knows (%d): use a newer Stint", path, newest, known)
 	}
 	for _, m := range migrations {
-		if m.version <= newest {
+		if m.Version <= newest {
 			continue
 		}
 		err := func() error {
@@ -108,23 +79,23 @@ func migrateDB(ctx context.Context, db *sql.DB, path string) error {
 			}
 			defer tx.Rollback() //nolint:errcheck
 			var done bool
-			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM stint_schema WHERE version = ?)`, m.version).Scan(&done); err != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM stint_schema WHERE version = ?)`, m.Version).Scan(&done); err != nil {
 				return err
 			}
 			if done {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO stint_schema (version, name, applied_at) VALUES (?, ?, ?)`,
-				m.version, m.name, nowMicros()); err != nil {
+				m.Version, m.Name, nowMicros()); err != nil {
 				return err
 			}
 			return tx.Commit()
 		}()
 		if err != nil {
-			return fmt.Errorf("sqlite: migrate %s: %s: %w", path, m.name, err)
+			return fmt.Errorf("sqlite: migrate %s: %s: %w", path, m.Name, err)
 		}
 	}
 	return nil

@@ -156,7 +156,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	id := uuid.Must(uuid.NewV7())
 	for _, q := range []string{
 		`CREATE TABLE stint_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`,
-		migrations[0].sql,
+		migrations[0].SQL,
 		`INSERT INTO stint_schema VALUES (1, '0001_init.sql', 0)`,
 		`INSERT INTO stint_tasks (id, name, state, created_at, updated_at) VALUES ('` + id.String() + `', 'test.old', 'completed', 0, 0)`,
 	} {
