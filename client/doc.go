@@ -49,8 +49,16 @@
 //		state = ev.State
 //	}
 //
-// (The stint CLI's "task wait" does this for many tasks, reconnects when
-// the stream breaks, and re-reads states now and then as a safety net.)
+// WaitForTasks does this for many tasks: it reconnects when the stream
+// breaks, re-reads the states when the server says events were lost and
+// now and then as a safety net, and tells each change to a callback.
+// WaitForAll waits until no task is incomplete, WaitForTaskGroup until a
+// group is sealed with every task final; the stint CLI's "task wait" and
+// "group wait" are these:
+//
+//	tasks, err := c.WaitForTasks(ctx, ids, client.WaitOptions{
+//		OnChange: func(t *client.WaitedTask, stateChanged bool) { fmt.Println(t.ID, t.State) },
+//	})
 //
 // # Task groups
 //

@@ -377,11 +377,16 @@ failed, 8 if one was still incomplete (or the group unsealed) at --timeout,
 // outcome, as waitFor does for tasks.
 func waitForGroup(cmd *cobra.Command, cf *clientFlags, c *client.Client, id uuid.UUID, timeout time.Duration) error {
 	ctx := cmd.Context()
-	scope := &groupScope{id: id, unsealed: func() {
-		fmt.Fprintf(cmd.ErrOrStderr(), "stint: task group %s is not sealed: waiting until it is (see stint group seal)\n", id)
-	}}
-	w := newWaiter(c, newWaitView(cmd.OutOrStdout(), cf.jsonOut()), nil, scope)
-	timedOut, err := w.wait(ctx, timeout)
+	sealed := false
+	wait := func(ctx context.Context, opts client.WaitOptions) (tasks []*client.WaitedTask, err error) {
+		tasks, sealed, err = c.WaitForTaskGroup(ctx, id, opts)
+		return tasks, err
+	}
+	tasks, timedOut, err := runWait(ctx, timeout, newWaitView(cmd.OutOrStdout(), cf.jsonOut()), wait, client.WaitOptions{
+		OnUnsealed: func() {
+			fmt.Fprintf(cmd.ErrOrStderr(), "stint: task group %s is not sealed: waiting until it is (see stint group seal)\n", id)
+		},
+	})
 	if err != nil {
 		return err
 	}
@@ -394,8 +399,8 @@ func waitForGroup(cmd *cobra.Command, cf *clientFlags, c *client.Client, id uuid
 			return err
 		}
 	}
-	err = waitOutcome(w.order, timeout, func(t *tracked) string { return failureText(ctx, c, t) })
-	if timedOut && !scope.sealed {
+	err = waitOutcome(tasks, timeout, func(t *client.WaitedTask) string { return failureText(ctx, c, t) })
+	if timedOut && !sealed {
 		code, reason := 8, fmt.Sprintf("task group %s is not sealed at the %s timeout", id, timeout)
 		if err != nil {
 			code |= exitCode(err)
@@ -407,83 +412,4 @@ func waitForGroup(cmd *cobra.Command, cf *clientFlags, c *client.Client, id uuid
 		return fmt.Errorf("task group %s: %w", id, err)
 	}
 	return nil
-}
-
-// sealPollEvery is how often group wait reads a group that is not sealed
-// while none of its tasks is incomplete: sealing a group sends no event.
-var sealPollEvery = time.Second
-
-// groupScope follows the tasks of a task group until the group is done:
-// sealed, and each of its tasks final. The group's events bring the tasks
-// dispatched into it later.
-type groupScope struct {
-	id       uuid.UUID
-	sealed   bool   // as last read
-	unsealed func() // called once, when the group is first read unsealed
-}
-
-func (s *groupScope) subscribe(ctx context.Context, w *waiter) (*client.EventStream, error) {
-	return w.c.Events(ctx, nil, []uuid.UUID{s.id})
-}
-
-// adopts takes a task of the group, even one that ended before it was
-// seen: it counts in the group's outcome.
-func (s *groupScope) adopts(ev apiv1.TaskEvent) bool {
-	if ev.TaskGroup == nil {
-		return false
-	}
-	id, err := apiv1.ParseTaskGroupRef(*ev.TaskGroup)
-	return err == nil && id == s.id
-}
-
-// refresh reads the group, follows the tasks it lists, and, if any task
-// followed is not final, reads the states of the group's tasks.
-func (s *groupScope) refresh(ctx context.Context, w *waiter) error {
-	doc, err := w.c.TaskGroup(ctx, s.id)
-	if err != nil {
-		return fmt.Errorf("task group %s: %w", s.id, err)
-	}
-	if doc.Tasks != nil {
-		for _, href := range *doc.Tasks {
-			id, err := apiv1.ParseTaskRef(href)
-			if err != nil {
-				return fmt.Errorf("task group %s: %w", s.id, err)
-			}
-			w.track(id)
-		}
-	}
-	if !doc.AllTasksDispatched && s.unsealed != nil {
-		s.unsealed()
-		s.unsealed = nil
-	}
-	if w.open > 0 {
-		tasks, err := w.c.AllTasks(ctx, url.Values{"task_group": {s.id.String()}, "limit": {strconv.Itoa(apiv1.MaxLimit)}})
-		if err != nil {
-			return fmt.Errorf("tasks of group %s: %w", s.id, err)
-		}
-		// Final tasks may be deleted: one gone is forgotten.
-		if err := w.readTasks(ctx, tasks, true); err != nil {
-			return err
-		}
-	}
-	// Read before the tasks: when sealed, every task was in doc.Tasks.
-	// Set only once they are read, so that a timeout meanwhile finds the
-	// group as it was when fully read.
-	s.sealed = doc.AllTasksDispatched
-	return nil
-}
-
-// done needs the group sealed: until then tasks may still come.
-func (s *groupScope) done(*waiter) bool { return s.sealed }
-
-// reread reads an unsealed group with nothing left to run every
-// sealPollEvery, to see it sealed, at once after its last task ended.
-func (s *groupScope) reread(w *waiter) (time.Duration, bool) {
-	switch {
-	case s.sealed || w.open > 0:
-		return 0, false
-	case w.ended:
-		return 0, true
-	}
-	return sealPollEvery, true
 }

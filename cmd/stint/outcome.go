@@ -15,13 +15,13 @@ import (
 // failed, 8 if any was incomplete at the timeout, 16 if any was canceled,
 // skipped or dropped, ORed together. why tells why a failed task failed
 // (": kind: description", or "").
-func waitOutcome(tasks []*tracked, timeout time.Duration, why func(*tracked) string) error {
+func waitOutcome(tasks []*client.WaitedTask, timeout time.Duration, why func(*client.WaitedTask) string) error {
 	code := 0
 	counts := map[string]int{}
 	var order []string
-	var failed *tracked
+	var failed *client.WaitedTask
 	for _, t := range tasks {
-		state := t.state
+		state := t.State
 		switch state {
 		case "completed":
 		case "failed":
@@ -54,7 +54,7 @@ func waitOutcome(tasks []*tracked, timeout time.Duration, why func(*tracked) str
 	reason := fmt.Sprintf("of %d tasks: %s", len(tasks), strings.Join(parts, ", "))
 	if len(tasks) == 1 {
 		t := tasks[0]
-		reason = fmt.Sprintf("task %s (%s) %s", t.id, t.name, t.state)
+		reason = fmt.Sprintf("task %s (%s) %s", t.ID, t.Name, t.State)
 		if code&8 != 0 {
 			reason += fmt.Sprintf(", still incomplete at the %s timeout", timeout)
 		}
@@ -62,20 +62,20 @@ func waitOutcome(tasks []*tracked, timeout time.Duration, why func(*tracked) str
 	if failed != nil && len(tasks) == 1 {
 		reason += why(failed)
 	} else if failed != nil {
-		reason += fmt.Sprintf("; first failure: %s (%s)%s", failed.id, failed.name, why(failed))
+		reason += fmt.Sprintf("; first failure: %s (%s)%s", failed.ID, failed.Name, why(failed))
 	}
 	return withExitCode(code, errors.New(reason))
 }
 
 // failureText tells why a failed task failed, as far as the server says:
 // ": kind: description", or "".
-func failureText(ctx context.Context, c *client.Client, t *tracked) string {
+func failureText(ctx context.Context, c *client.Client, t *client.WaitedTask) string {
 	if c == nil {
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	task, err := c.Task(ctx, t.id)
+	task, err := c.Task(ctx, t.ID)
 	if err != nil || task.Error == nil {
 		return ""
 	}

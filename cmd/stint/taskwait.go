@@ -82,29 +82,31 @@ func parseTaskIDs(args []string) ([]uuid.UUID, error) {
 // one task with single, a list otherwise.
 func waitFor(cmd *cobra.Command, cf *clientFlags, c *client.Client, ids []uuid.UUID, all bool, timeout time.Duration, single bool) error {
 	ctx := cmd.Context()
-	var scope waitScope = idsScope{}
-	if all {
-		scope = &allScope{}
+	wait := func(ctx context.Context, opts client.WaitOptions) ([]*client.WaitedTask, error) {
+		if all {
+			return c.WaitForAll(ctx, opts)
+		}
+		return c.WaitForTasks(ctx, ids, opts)
 	}
-	w := newWaiter(c, newWaitView(cmd.OutOrStdout(), cf.jsonOut()), ids, scope)
-	if _, err := w.wait(ctx, timeout); err != nil {
+	tasks, _, err := runWait(ctx, timeout, newWaitView(cmd.OutOrStdout(), cf.jsonOut()), wait, client.WaitOptions{})
+	if err != nil {
 		return err
 	}
 	if cf.jsonOut() {
-		if err := printWaited(ctx, cmd, c, w.order, single); err != nil {
+		if err := printWaited(ctx, cmd, c, tasks, single); err != nil {
 			return err
 		}
 	}
-	return waitOutcome(w.order, timeout, func(t *tracked) string { return failureText(ctx, c, t) })
+	return waitOutcome(tasks, timeout, func(t *client.WaitedTask) string { return failureText(ctx, c, t) })
 }
 
 // printWaited prints the tasks a wait followed as JSON, as they are now.
-func printWaited(ctx context.Context, cmd *cobra.Command, c *client.Client, order []*tracked, single bool) error {
+func printWaited(ctx context.Context, cmd *cobra.Command, c *client.Client, order []*client.WaitedTask, single bool) error {
 	tasks := make([]*apiv1.Task, 0, len(order))
 	for _, t := range order {
-		task, err := c.Task(ctx, t.id)
+		task, err := c.Task(ctx, t.ID)
 		if err != nil {
-			return fmt.Errorf("task %s: %w", t.id, err)
+			return fmt.Errorf("task %s: %w", t.ID, err)
 		}
 		tasks = append(tasks, task)
 	}

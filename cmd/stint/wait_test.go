@@ -9,11 +9,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/stint-dev/stint/apiv1"
+	"github.com/stint-dev/stint/client"
 )
 
 func TestWaitOutcomeCombinesExitCodes(t *testing.T) {
-	task := func(state string) *tracked { return &tracked{id: uuid.New(), name: "n", state: state} }
-	why := func(*tracked) string { return ": error: boom" }
+	task := func(state string) *client.WaitedTask {
+		return &client.WaitedTask{ID: uuid.New(), Name: "n", State: state}
+	}
+	why := func(*client.WaitedTask) string { return ": error: boom" }
 	cases := []struct {
 		states []string
 		code   int
@@ -30,7 +33,7 @@ func TestWaitOutcomeCombinesExitCodes(t *testing.T) {
 		{[]string{"", "completed"}, 8, "1 incomplete"}, // never read before the timeout
 	}
 	for _, tc := range cases {
-		var tasks []*tracked
+		var tasks []*client.WaitedTask
 		for _, s := range tc.states {
 			tasks = append(tasks, task(s))
 		}
@@ -47,65 +50,15 @@ func TestWaitOutcomeCombinesExitCodes(t *testing.T) {
 	}
 }
 
-// recordView records what a waiter shows.
-type recordView struct{ lines []string }
-
-func (v *recordView) show(t *tracked, changed bool) {
-	v.lines = append(v.lines, t.state+map[bool]string{true: " changed", false: ""}[changed])
-}
-func (v *recordView) end([]*tracked, bool) {}
-
-func TestWaiterApply(t *testing.T) {
-	id := uuid.New()
-	view := &recordView{}
-	w := newWaiter(nil, view, []uuid.UUID{id}, idsScope{})
-	t0 := time.Now()
-	ev := func(state string, at time.Time) apiv1.TaskEvent {
-		return apiv1.TaskEvent{ID: id, Name: "n", State: state, UpdatedAt: apiv1.Time{Time: at}}
-	}
-	w.applyEvent(ev("running", t0))
-	w.applyEvent(ev("waiting", t0.Add(-time.Second))) // older: ignored
-	w.applyEvent(ev("running", t0.Add(time.Millisecond)))
-	if w.done() {
-		t.Fatal("done while running")
-	}
-	w.applyEvent(ev("completed", t0.Add(2*time.Millisecond)))
-	w.applyEvent(ev("failed", t0.Add(3*time.Millisecond)))          // final is final
-	w.applyEvent(apiv1.TaskEvent{ID: uuid.New(), State: "waiting"}) // not followed
-	if got := strings.Join(view.lines, ","); got != "running changed,running,completed changed" {
-		t.Fatalf("shown %q", got)
-	}
-	if !w.done() || w.open != 0 || len(w.order) != 1 {
-		t.Fatalf("done %v, open %d, %d tasks", w.done(), w.open, len(w.order))
-	}
-}
-
-func TestWaiterAllAddsTasksAndNeedsAnEmptyList(t *testing.T) {
-	w := newWaiter(nil, &recordView{}, nil, &allScope{listedNone: true})
-	if !w.done() {
-		t.Fatal("an empty list is not done")
-	}
-	a := uuid.New()
-	w.applyEvent(apiv1.TaskEvent{ID: uuid.New(), State: "completed"}) // ended before: ignored
-	w.applyEvent(apiv1.TaskEvent{ID: a, State: "waiting"})
-	if w.done() || len(w.order) != 1 {
-		t.Fatalf("a new task: done %v, %d tasks", w.done(), len(w.order))
-	}
-	w.applyEvent(apiv1.TaskEvent{ID: a, State: "completed"})
-	if w.done() || !w.ended {
-		t.Fatal("done before listing again")
-	}
-}
-
 func TestPlainView(t *testing.T) {
 	var out bytes.Buffer
 	v := plainView{&out}
-	a := &tracked{id: uuid.MustParse("01900000-0000-7000-8000-000000000001"), name: "stint.sleep", state: "running"}
-	b := &tracked{id: uuid.MustParse("01900000-0000-7000-8000-000000000002"), name: "stint.noop", state: "completed"}
+	a := &client.WaitedTask{ID: uuid.MustParse("01900000-0000-7000-8000-000000000001"), Name: "stint.sleep", State: "running"}
+	b := &client.WaitedTask{ID: uuid.MustParse("01900000-0000-7000-8000-000000000002"), Name: "stint.noop", State: "completed"}
 	v.show(a, true)
 	v.show(a, false) // progress only
 	v.show(b, true)
-	v.end([]*tracked{a, b}, true)
+	v.end([]*client.WaitedTask{a, b}, true)
 	want := "01900000-0000-7000-8000-000000000001 stint.sleep running\n" +
 		"01900000-0000-7000-8000-000000000002 stint.noop completed\n" +
 		"01900000-0000-7000-8000-000000000001 stint.sleep running (timeout)\n"

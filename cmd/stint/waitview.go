@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/stint-dev/stint/apiv1"
+	"github.com/stint-dev/stint/client"
 )
 
 // newWaitView returns the view of a wait that writes to out: nothing with
@@ -41,27 +42,27 @@ func isTerminal(w io.Writer) bool {
 // quietView shows nothing.
 type quietView struct{}
 
-func (quietView) show(*tracked, bool)  {}
-func (quietView) end([]*tracked, bool) {}
+func (quietView) show(*client.WaitedTask, bool)  {}
+func (quietView) end([]*client.WaitedTask, bool) {}
 
 // plainView prints "<id> <name> <state>" when a task's state changes, so
 // each task's last line is its final state; at a timeout it prints one
 // more line for each task still incomplete, ending with "(timeout)".
 type plainView struct{ w io.Writer }
 
-func (v plainView) show(t *tracked, stateChanged bool) {
+func (v plainView) show(t *client.WaitedTask, stateChanged bool) {
 	if stateChanged {
-		fmt.Fprintf(v.w, "%s %s %s\n", t.id, t.name, t.state)
+		fmt.Fprintf(v.w, "%s %s %s\n", t.ID, t.Name, t.State)
 	}
 }
 
-func (v plainView) end(tasks []*tracked, timedOut bool) {
+func (v plainView) end(tasks []*client.WaitedTask, timedOut bool) {
 	if !timedOut {
 		return
 	}
 	for _, t := range tasks {
-		if !t.final() {
-			fmt.Fprintf(v.w, "%s %s %s (timeout)\n", t.id, t.name, t.state)
+		if !t.Final() {
+			fmt.Fprintf(v.w, "%s %s %s (timeout)\n", t.ID, t.Name, t.State)
 		}
 	}
 }
@@ -108,38 +109,38 @@ func (tb *taskBar) get() (state, message string) {
 	return tb.state, tb.message
 }
 
-func (v *barView) show(t *tracked, _ bool) {
-	tb := v.bars[t.id]
+func (v *barView) show(t *client.WaitedTask, _ bool) {
+	tb := v.bars[t.ID]
 	if tb == nil {
 		tb = v.add(t)
 	}
-	total, done, message := barProgress(t.progress)
-	tb.set(t.state, message)
+	total, done, message := barProgress(t.ProgressReports)
+	tb.set(t.State, message)
 	if total > 0 {
 		tb.bar.SetTotal(total, false)
 		tb.bar.SetCurrent(done)
 	}
-	if !t.final() {
+	if !t.Final() {
 		return
 	}
 	switch {
 	case v.shown > maxBars:
 		tb.bar.Abort(true)
 		v.shown--
-	case t.state == "completed":
+	case t.State == "completed":
 		tb.bar.SetTotal(max(total, done, 1), true)
 	default:
 		tb.bar.Abort(false)
 	}
 }
 
-func (v *barView) add(t *tracked) *taskBar {
+func (v *barView) add(t *client.WaitedTask) *taskBar {
 	tb := &taskBar{}
 	// Created with total 0 so that progress never completes a bar: only
 	// the task's end does.
 	tb.bar = v.p.New(0, fillerBuilder{},
 		mpb.PrependDecorators(
-			decor.Name(fmt.Sprintf("%s %s", t.id, t.name), decor.WCSyncSpaceR),
+			decor.Name(fmt.Sprintf("%s %s", t.ID, t.Name), decor.WCSyncSpaceR),
 			decor.Any(func(decor.Statistics) string { s, _ := tb.get(); return s }, decor.WCSyncSpaceR),
 		),
 		mpb.AppendDecorators(decor.Any(func(st decor.Statistics) string {
@@ -150,16 +151,16 @@ func (v *barView) add(t *tracked) *taskBar {
 			return msg
 		}, decor.WC{C: decor.DextraSpace})),
 	)
-	v.bars[t.id] = tb
+	v.bars[t.ID] = tb
 	v.shown++
 	return tb
 }
 
-func (v *barView) end(tasks []*tracked, timedOut bool) {
+func (v *barView) end(tasks []*client.WaitedTask, timedOut bool) {
 	for _, t := range tasks {
-		if tb := v.bars[t.id]; tb != nil && !t.final() {
+		if tb := v.bars[t.ID]; tb != nil && !t.Final() {
 			if timedOut {
-				tb.set(t.state+" (timeout)", "")
+				tb.set(t.State+" (timeout)", "")
 			}
 			tb.bar.Abort(false)
 		}
