@@ -17,6 +17,16 @@ import (
 	"github.com/stint-dev/stint/store"
 )
 
+// The defaults of a worker's liveness (WorkerConfig, NodeConfig): every
+// node uses the same unless told otherwise.
+const (
+	// DefaultMissingAfter: a worker silent this long is lost, and its
+	// tasks are dropped.
+	DefaultMissingAfter = worker.DefaultMissingAfter
+	// DefaultHeartbeatInterval: how often a worker heartbeats.
+	DefaultHeartbeatInterval = worker.DefaultHeartbeatInterval
+)
+
 // WorkerConfig configures a Worker. Zero values take the defaults noted.
 type WorkerConfig struct {
 	// Name is unique among online workers; default "{pid}@{hostname}".
@@ -30,11 +40,11 @@ type WorkerConfig struct {
 	// PollInterval: the worker looks for tasks at least this often, in case
 	// a wake-up was missed; default 1 s.
 	PollInterval time.Duration
-	// HeartbeatInterval; default 2 s.
+	// HeartbeatInterval; default DefaultHeartbeatInterval (2 s).
 	HeartbeatInterval time.Duration
 	// MissingAfter: a worker silent this long is lost; every worker drops
-	// the tasks of lost workers (DESIGN §5). Default 10 s, more than
-	// HeartbeatInterval.
+	// the tasks of lost workers (DESIGN §5). Default DefaultMissingAfter
+	// (10 s), more than HeartbeatInterval.
 	MissingAfter time.Duration
 	// LostCheckInterval is how often the worker looks for lost workers:
 	// those silent for MissingAfter and, on PostgreSQL, those whose

@@ -22,8 +22,9 @@ import (
 const DefaultMaxBodyBytes = 1 << 20
 
 // DefaultMissingAfter is how long a worker may go without a heartbeat
-// before the API shows it missing.
-const DefaultMissingAfter = 10 * time.Second
+// before the API shows it missing: the workers' own default
+// (stint.DefaultMissingAfter).
+const DefaultMissingAfter = stint.DefaultMissingAfter
 
 // Config configures a Server. Store and Registry are required.
 type Config struct {

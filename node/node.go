@@ -39,7 +39,7 @@ type Config struct {
 	Name string
 	// MissingAfter: a node silent this long is lost and its tasks are
 	// dropped; more than the heartbeat interval (2 s). Default
-	// api.DefaultMissingAfter. Use the same on every node.
+	// stint.DefaultMissingAfter. Use the same on every node.
 	MissingAfter time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
@@ -102,7 +102,7 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Name = stint.DefaultWorkerName()
 	}
 	if cfg.MissingAfter == 0 {
-		cfg.MissingAfter = api.DefaultMissingAfter
+		cfg.MissingAfter = stint.DefaultMissingAfter
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

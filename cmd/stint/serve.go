@@ -44,7 +44,7 @@ func (f *serverFlags) register(cmd *cobra.Command, migrateByDefault bool, defaul
 	fl.DurationVar(&f.shutdownWait, "shutdown-grace", 30*time.Second, "time running tasks and requests get to finish at shutdown")
 	fl.StringVar(&f.cancelPolicy, "cancel-policy", "owner", "who may cancel a task: owner (its owner and admins) or admin-only")
 	fl.BoolVar(&f.insecureOpen, "insecure-no-auth", false, "serve a non-loopback --addr even when no users exist, open to anyone who can reach it")
-	fl.DurationVar(&f.missingAfter, "missing-after", api.DefaultMissingAfter, "a worker silent this long is lost and its tasks dropped; use the same on every node")
+	fl.DurationVar(&f.missingAfter, "missing-after", stint.DefaultMissingAfter, "a worker silent this long is lost and its tasks dropped; use the same on every node")
 	httpLimitFlags(cmd, &f.http)
 	fl.IntVar(&f.immediate, "immediate-slots", api.DefaultImmediateSlots, "most immediate tasks this process runs inline at once; beyond, deferred ones wait for a worker and deferred: false is a 429; 0 runs none inline")
 	fl.IntVar(&f.streams, "max-event-streams", api.DefaultMaxEventStreams, "most event streams (GET /api/v1/events) open at once; one more is a 429")
@@ -186,8 +186,8 @@ func runServer(ctx context.Context, command string, f serverFlags, workers int) 
 			"addr", ln.Addr().String())
 	}
 
-	if f.missingAfter <= 2*time.Second {
-		return fmt.Errorf("--missing-after %v: must be more than the heartbeat interval (2s)", f.missingAfter)
+	if f.missingAfter <= stint.DefaultHeartbeatInterval {
+		return fmt.Errorf("--missing-after %v: must be more than the heartbeat interval (%v)", f.missingAfter, stint.DefaultHeartbeatInterval)
 	}
 	cfg := node.Config{
 		Store: st, MissingAfter: f.missingAfter, Logger: log, Retain: f.retain, ShutdownWait: f.shutdownWait,

@@ -212,7 +212,7 @@ func startHTTPNode(ctx context.Context, cfg Config, st *postgres.Store) (*httpNo
 		return nil, nil, err
 	}
 	reg := stint.NewRegistry()
-	m := metrics.New(st, api.DefaultMissingAfter)
+	m := metrics.New(st, stint.DefaultMissingAfter)
 	srv, err := api.New(api.Config{Store: st, Registry: reg, Engine: "postgresql", Version: "bench", Metrics: m, Logger: cfg.Logger})
 	if err != nil {
 		return nil, nil, err

@@ -72,7 +72,7 @@ type Presence struct {
 // NewPresence returns a Presence; Register it, then Run it.
 func NewPresence(st store.Store, cfg PresenceConfig) (*Presence, error) {
 	if cfg.HeartbeatInterval <= 0 {
-		cfg.HeartbeatInterval = 2 * time.Second
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if cfg.MissingAfter == 0 {
 		cfg.MissingAfter = DefaultMissingAfter

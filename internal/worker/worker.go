@@ -78,9 +78,14 @@ const ShutdownKind = "shutdown"
 // before they are recorded dropped and left behind.
 const shutdownCancelWait = 2 * time.Second
 
-// DefaultMissingAfter is the default of Config.MissingAfter, the same as
-// the API's (api.DefaultMissingAfter).
-const DefaultMissingAfter = 10 * time.Second
+// The defaults of Config and PresenceConfig, the one definition of each:
+// stint, api and node name them from here.
+const (
+	// DefaultMissingAfter: a worker silent this long is lost.
+	DefaultMissingAfter = 10 * time.Second
+	// DefaultHeartbeatInterval: how often a worker heartbeats.
+	DefaultHeartbeatInterval = 2 * time.Second
+)
 
 // Stats counts what a worker did.
 type Stats struct {
@@ -143,7 +148,7 @@ func New(st store.Store, cfg Config) (*Worker, error) {
 		cfg.PollInterval = time.Second
 	}
 	if cfg.HeartbeatInterval <= 0 {
-		cfg.HeartbeatInterval = 2 * time.Second
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = 30 * time.Second
