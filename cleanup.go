@@ -52,7 +52,7 @@ func callCleanup(ctx context.Context, fn CleanupFunc, resources []string) (err e
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
-			err = &Error{Kind: "panic", Description: fmt.Sprint(p)}
+			err = &Error{Kind: PanicKind, Description: fmt.Sprint(p)}
 		}
 	}()
 	return fn(ctx, append([]string(nil), resources...))

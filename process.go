@@ -18,17 +18,6 @@ import (
 	"github.com/stint-dev/stint/store"
 )
 
-// Kinds of the errors of runs in a child process (see InChildProcess).
-const (
-	// ProcessKind: the child process ended without a result (it crashed,
-	// exited, or was killed by something other than its worker), or it
-	// could not be started.
-	ProcessKind = "process"
-	// KilledKind: the child process did not stop within the cancel grace
-	// period after its context ended; the worker killed it.
-	KilledKind = "killed"
-)
-
 // Process isolation: the worker runs a task of a type registered with
 // InChildProcess by executing its own binary again, with childEnv set.
 // RunChildProcess, called first thing in main, sees it and runs the task.

@@ -81,7 +81,7 @@ func runChildTask(ctx context.Context, reg *Registry, ct *childTask, link *worke
 		tt, ok = reg.lookup(ct.Name)
 	}
 	if !ok {
-		return nil, &store.TaskError{Kind: "unknown_task", Description: fmt.Sprintf(
+		return nil, &store.TaskError{Kind: UnknownTaskKind, Description: fmt.Sprintf(
 			"no task type %q is registered in the child process: give RunChildProcess the worker's registry", ct.Name)}
 	}
 	run := &Run{task: ct.storeTask(), rec: link, viaWorker: link.dispatch, workRoot: ct.WorkRoot}

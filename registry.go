@@ -178,7 +178,7 @@ func (tt *taskType) call(ctx context.Context, r *Run) (result json.RawMessage, t
 	defer func() {
 		if p := recover(); p != nil {
 			result = nil
-			taskErr = &store.TaskError{Kind: "panic", Description: fmt.Sprint(p), Traceback: string(debug.Stack())}
+			taskErr = &store.TaskError{Kind: PanicKind, Description: fmt.Sprint(p), Traceback: string(debug.Stack())}
 		}
 	}()
 	res, err := tt.run(ctx, r, r.task.Args)
@@ -202,9 +202,9 @@ func errorOf(err error) *store.TaskError {
 	if errors.As(err, &te) {
 		return &store.TaskError{Kind: te.Kind, Description: te.Description}
 	}
-	kind := "error"
+	kind := ErrorKind
 	if errors.Is(err, context.Canceled) {
-		kind = "canceled"
+		kind = CanceledKind
 	}
 	return &store.TaskError{Kind: kind, Description: err.Error()}
 }

@@ -15,15 +15,6 @@ import (
 // return before it is abandoned (in-process) or killed (child process).
 const DefaultCancelGrace = time.Second
 
-// Kinds of the errors of runs that the supervisor ended.
-const (
-	// TimeoutKind: the run exceeded the timeout of its task type (failed).
-	TimeoutKind = "timeout"
-	// AbandonedKind: the run did not return within the cancel grace period
-	// after its context ended; the worker stopped waiting for it.
-	AbandonedKind = "abandoned"
-)
-
 // handler runs the tasks of c's registry, each with a Run whose children
 // are dispatched through c and whose working directory is under workRoot,
 // in-process or in a child process as the task type says, bounded by its
@@ -37,7 +28,7 @@ func (c *Client) handler(workRoot string, grace time.Duration) worker.Handler {
 	return func(ctx context.Context, t *store.Task, rec *worker.Recorder) (json.RawMessage, *store.TaskError) {
 		tt, ok := c.reg.lookup(t.Name)
 		if !ok {
-			return nil, &store.TaskError{Kind: "unknown_task", Description: fmt.Sprintf("no task type %q is registered in this worker", t.Name)}
+			return nil, &store.TaskError{Kind: UnknownTaskKind, Description: fmt.Sprintf("no task type %q is registered in this worker", t.Name)}
 		}
 		run := &Run{task: t, rec: rec, client: c, workRoot: workRoot}
 		runCtx := ctx

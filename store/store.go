@@ -358,6 +358,14 @@ type LostWorkers struct {
 // ended.
 const WorkerLostKind = "worker-lost"
 
+// Kinds of the errors of the tasks an embedded engine found running or
+// canceling when it opened its file: the process that ran them stopped.
+// They are the states the tasks end in.
+const (
+	StoppedWhileRunningKind   = "dropped"
+	StoppedWhileCancelingKind = "canceled"
+)
+
 // Role is what a user may do: see DESIGN §8 and docs/security.md.
 type Role string
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/stint-dev/stint"
 	"github.com/stint-dev/stint/internal/scheduling"
 )
 
@@ -76,7 +77,7 @@ const (
 // ClaimLostKind is the error kind of a task that its worker gave up
 // because the answer of the claim that took it was lost (the connection
 // failed after the claim committed): it never ran.
-const ClaimLostKind = "claim-lost"
+const ClaimLostKind = stint.ClaimLostKind
 
 // Loss is a worker the check killed or stopped.
 type Loss struct {

@@ -418,7 +418,7 @@ func callHandler(ctx context.Context, t *store.Task, rec *Recorder, h Handler) (
 	defer func() {
 		if p := recover(); p != nil {
 			result = nil
-			taskErr = &store.TaskError{Kind: "panic", Description: fmt.Sprint(p), Traceback: string(debug.Stack())}
+			taskErr = &store.TaskError{Kind: PanicKind, Description: fmt.Sprint(p), Traceback: string(debug.Stack())}
 		}
 	}()
 	return h(ctx, t, rec)
@@ -522,6 +522,14 @@ func Record(ctx context.Context, st store.Store, batch []store.Outcome, log *slo
 // outcome that the database refused while it answered (see Record).
 const UnrecordableKind = "unrecordable_outcome"
 
+// UnstorableResultKind is the Kind of the failure recorded instead of an
+// outcome the engine cannot store (store.ErrUnstorable: a result with a
+// JSON \u0000 escape on PostgreSQL, say).
+const UnstorableResultKind = "unstorable_result"
+
+// PanicKind is the Kind of the error of a run that panicked.
+const PanicKind = "panic"
+
 // RefusedError is returned by Record for outcomes the database refused to
 // record while it answered, even as failures of kind UnrecordableKind.
 type RefusedError struct {
@@ -564,7 +572,7 @@ func record(ctx context.Context, st store.Store, batch []store.Outcome, log *slo
 			}
 			kind := UnrecordableKind
 			if unstorable {
-				kind = "unstorable_result"
+				kind = UnstorableResultKind
 			}
 			log.Warn("outcome cannot be stored; recording a failure instead", "task", o.ID, "error", err)
 			batch = []store.Outcome{{ID: o.ID, Attempt: o.Attempt, State: store.StateFailed,

@@ -746,9 +746,9 @@ func collect[T any](w *wtx, q string, args ...any) ([]T, error) {
 
 // recoverErrors are the errors recovery records.
 var (
-	errDroppedAtOpen = store.TaskError{Kind: "dropped",
+	errDroppedAtOpen = store.TaskError{Kind: store.StoppedWhileRunningKind,
 		Description: "the Stint process stopped while the task ran (found running when the SQLite store was opened)"}
-	errCanceledAtOpen = store.TaskError{Kind: "canceled",
+	errCanceledAtOpen = store.TaskError{Kind: store.StoppedWhileCancelingKind,
 		Description: "the Stint process stopped while the task was being canceled (found canceling when the SQLite store was opened)"}
 )
 
