@@ -24,6 +24,15 @@ type Task = store.Task
 // Blocker is an earlier task that a waiting task waits for on a resource.
 type Blocker = store.Blocker
 
+// TaskError is the error of a failed task (Task.Error) or a non-fatal
+// error it recorded: a kind (see the list of kinds), a description and,
+// for a panic, the stack.
+type TaskError = store.TaskError
+
+// TaskGroup is a task group as stored: its counts per state, whether it is
+// sealed, and, when read alone, its tasks' ids.
+type TaskGroup = store.TaskGroup
+
 // Limits on what a dispatch may ask for.
 const (
 	MaxResourceLength   = 1024 // bytes in one resource name
@@ -127,12 +136,21 @@ func (c *Client) Task(ctx context.Context, id uuid.UUID) (*Task, error) {
 	return c.store.Task(ctx, id)
 }
 
-// Cancel cancels a task (DESIGN §5): a waiting one ends canceled at once;
-// a running one becomes canceling and its worker, told at once, stops it
-// and records it canceled. It returns the task as it is now;
-// store.ErrNotFound, or store.ErrFinal for a task that already ended.
-func (c *Client) Cancel(ctx context.Context, id uuid.UUID) (*Task, error) {
+// CancelTask cancels a task (DESIGN §5): a waiting one ends canceled at
+// once; a running one becomes canceling and its worker, told at once,
+// stops it and records it canceled. It returns the task as it is now;
+// store.ErrNotFound, or store.ErrFinal for a task that already ended. (The
+// HTTP client's call of the same name does the same over the API.)
+func (c *Client) CancelTask(ctx context.Context, id uuid.UUID) (*Task, error) {
 	return c.store.Cancel(ctx, id)
+}
+
+// Cancel is CancelTask.
+//
+// Deprecated: use CancelTask, the name the HTTP client (package client)
+// gives the same call.
+func (c *Client) Cancel(ctx context.Context, id uuid.UUID) (*Task, error) {
+	return c.CancelTask(ctx, id)
 }
 
 // BlockedBy lists what a waiting task waits for.

@@ -34,7 +34,7 @@ type TaskGroupRequest struct {
 //
 // It returns the group, with its counts and task ids, and the tasks as
 // Dispatch returns them.
-func (c *Client) CreateTaskGroup(ctx context.Context, req TaskGroupRequest) (*store.TaskGroup, []*Task, error) {
+func (c *Client) CreateTaskGroup(ctx context.Context, req TaskGroupRequest) (*TaskGroup, []*Task, error) {
 	if msg := textProblem(req.Description); msg != "" {
 		return nil, nil, &ValidationError{Index: -1, Field: "description", Message: msg}
 	}
@@ -81,7 +81,7 @@ func textProblem(s string) string {
 
 // TaskGroup returns a group with its counts per state and its tasks' ids in
 // dispatch order, or an error wrapping store.ErrNotFound.
-func (c *Client) TaskGroup(ctx context.Context, id uuid.UUID) (*store.TaskGroup, error) {
+func (c *Client) TaskGroup(ctx context.Context, id uuid.UUID) (*TaskGroup, error) {
 	return c.store.TaskGroup(ctx, id)
 }
 
@@ -89,7 +89,7 @@ func (c *Client) TaskGroup(ctx context.Context, id uuid.UUID) (*store.TaskGroup,
 // (AllTasksDispatched), so that it is done once its tasks are final. Sealing
 // a sealed group changes nothing. It returns the group, or an error
 // wrapping store.ErrNotFound.
-func (c *Client) SealTaskGroup(ctx context.Context, id uuid.UUID) (*store.TaskGroup, error) {
+func (c *Client) SealTaskGroup(ctx context.Context, id uuid.UUID) (*TaskGroup, error) {
 	return c.store.SealTaskGroup(ctx, id)
 }
 
@@ -98,6 +98,6 @@ func (c *Client) SealTaskGroup(ctx context.Context, id uuid.UUID) (*store.TaskGr
 // free their resources, running ones become canceling and their workers
 // stop them; final ones are left as they are. It returns the group, or an
 // error wrapping store.ErrNotFound.
-func (c *Client) CancelTaskGroup(ctx context.Context, id uuid.UUID) (*store.TaskGroup, error) {
+func (c *Client) CancelTaskGroup(ctx context.Context, id uuid.UUID) (*TaskGroup, error) {
 	return c.store.CancelTaskGroup(ctx, id)
 }

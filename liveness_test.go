@@ -58,7 +58,7 @@ func TestCancelIsToldAtOnce(t *testing.T) {
 		task := h.dispatch(stint.DispatchRequest{Name: "stint.sleep", Args: stint.SleepArgs{Seconds: 60}})
 		h.waitState(task.ID, store.StateRunning)
 		start := time.Now()
-		if _, err := h.client.Cancel(h.ctx, task.ID); err != nil {
+		if _, err := h.client.CancelTask(h.ctx, task.ID); err != nil {
 			t.Fatal(err)
 		}
 		got := h.waitFinal(task.ID)
@@ -85,7 +85,7 @@ func TestCancelAbandonsARunThatIgnoresIt(t *testing.T) {
 		task := h.dispatch(stint.DispatchRequest{Name: "test.stubborn"})
 		h.waitState(task.ID, store.StateRunning)
 		start := time.Now()
-		if _, err := h.client.Cancel(h.ctx, task.ID); err != nil {
+		if _, err := h.client.CancelTask(h.ctx, task.ID); err != nil {
 			t.Fatal(err)
 		}
 		got := h.waitFinal(task.ID)
@@ -193,7 +193,7 @@ func TestCleanupHookOfACanceledRun(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		for _, id := range []uuid.UUID{nothing.ID, task.ID} {
-			if _, err := h.client.Cancel(h.ctx, id); err != nil {
+			if _, err := h.client.CancelTask(h.ctx, id); err != nil {
 				t.Fatal(err)
 			}
 			if got := h.waitFinal(id); got.State != store.StateCanceled {

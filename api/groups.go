@@ -163,9 +163,9 @@ func (s *Server) patchTaskGroup(w http.ResponseWriter, r *http.Request) {
 		err error
 	)
 	if cancel {
-		g, err = s.cfg.Store.CancelTaskGroup(r.Context(), id)
+		g, err = s.client.CancelTaskGroup(r.Context(), id)
 	} else {
-		g, err = s.cfg.Store.SealTaskGroup(r.Context(), id)
+		g, err = s.client.SealTaskGroup(r.Context(), id)
 	}
 	s.writeTaskGroup(w, r, g, err)
 }
@@ -173,7 +173,7 @@ func (s *Server) patchTaskGroup(w http.ResponseWriter, r *http.Request) {
 // visibleTaskGroup reads a group the caller may access; another user's
 // group is store.ErrNotFound, as if it did not exist.
 func (s *Server) visibleTaskGroup(r *http.Request, id uuid.UUID) (*store.TaskGroup, error) {
-	g, err := s.cfg.Store.TaskGroup(r.Context(), id)
+	g, err := s.client.TaskGroup(r.Context(), id)
 	if err == nil && !caller(r).mayAccess(g.Owner) {
 		return nil, store.ErrNotFound
 	}

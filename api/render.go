@@ -47,7 +47,7 @@ func (s *Server) renderTasks(r *http.Request, tasks []*store.Task) ([]apiv1.Task
 		out[i] = s.renderTask(t, workers)
 		if t.State == store.StateWaiting {
 			var err error
-			if blockers[i], err = s.cfg.Store.BlockedBy(ctx, t.ID); err != nil {
+			if blockers[i], err = s.client.BlockedBy(ctx, t.ID); err != nil {
 				return nil, err
 			}
 		}

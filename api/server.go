@@ -94,7 +94,11 @@ type Config struct {
 // Server serves the HTTP API. Create it with New, serve Handler, and call
 // Close when done.
 type Server struct {
-	cfg     Config
+	cfg Config
+	// client is the one path of every operation that stint.Client offers
+	// (dispatch, a task, cancel, blocked_by, groups): the API adds its
+	// permissions to what an application would call. The store serves
+	// what stint.Client has no call for (lists, workers, counts, users).
 	client  *stint.Client
 	log     *slog.Logger
 	events  *hub

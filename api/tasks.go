@@ -143,7 +143,7 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
 // visibleTask reads a task the caller may access; another user's task is
 // store.ErrNotFound, as if it did not exist.
 func (s *Server) visibleTask(r *http.Request, id uuid.UUID) (*store.Task, error) {
-	task, err := s.cfg.Store.Task(r.Context(), id)
+	task, err := s.client.Task(r.Context(), id)
 	if err == nil && !caller(r).mayAccess(task.Owner) {
 		return nil, store.ErrNotFound
 	}
@@ -175,7 +175,7 @@ func (s *Server) patchTask(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	task, err := s.cfg.Store.Cancel(r.Context(), id)
+	task, err := s.client.CancelTask(r.Context(), id)
 	if errors.Is(err, store.ErrFinal) {
 		state := "final"
 		if task != nil {

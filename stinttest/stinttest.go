@@ -54,7 +54,7 @@ type Config struct {
 // Failure is the error of a run that failed: what the worker would record
 // as the task's error.
 type Failure struct {
-	store.TaskError
+	stint.TaskError
 }
 
 func (f *Failure) Error() string { return "task failed: " + f.Kind + ": " + f.Description }
@@ -69,7 +69,7 @@ type Run struct {
 	cfg      Config
 	mu       sync.Mutex
 	progress []stint.ProgressReport
-	nonFatal []store.TaskError
+	nonFatal []stint.TaskError
 	created  []string
 	children []stint.DispatchRequest
 }
@@ -142,7 +142,7 @@ func (r *Run) Progress() []stint.ProgressReport {
 }
 
 // NonFatalErrors returns the non-fatal errors the task recorded, in order.
-func (r *Run) NonFatalErrors() []store.TaskError {
+func (r *Run) NonFatalErrors() []stint.TaskError {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.nonFatal)
