@@ -297,18 +297,6 @@ type TaskFilter struct {
 // list's cost does not grow with the table.
 const CountBound = 10_000
 
-// OnlyStates reports whether f selects by state alone (or selects every
-// task): Ordering, Limit and Offset aside, no field but States is set.
-// The engines count such a list from the counts per state they maintain
-// (CountByState), exactly and without reading the tasks.
-func (f TaskFilter) OnlyStates() bool {
-	return len(f.IDs) == 0 && f.Name == "" && f.NameContains == "" && f.Worker == "" && f.Owner == "" &&
-		f.ParentTask == nil && f.TaskGroup == nil &&
-		f.ExclusiveResource == "" && f.SharedResource == "" && f.ReservedResource == "" && f.CreatedResource == "" &&
-		f.CreatedGTE == nil && f.CreatedLTE == nil && f.StartedGTE == nil && f.StartedLTE == nil &&
-		f.FinishedGTE == nil && f.FinishedLTE == nil
-}
-
 // TaskChange says that a task's state or progress changed. Changes are
 // published by every process that changes tasks and received by every
 // process that listens, on any node.

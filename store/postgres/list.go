@@ -78,65 +78,55 @@ func (c *conditions) addStates(states []store.State) {
 	c.terms = append(c.terms, "state IN ("+strings.Join(known, ", ")+")")
 }
 
-// taskConditions translates the filters of f.
-func taskConditions(f store.TaskFilter) *conditions {
+// taskConditions translates the filters of f, each term once.
+func taskConditions(f store.TaskFilter) (*conditions, error) {
 	c := &conditions{}
-	if len(f.IDs) > 0 {
-		c.add("id = ANY ($?)", f.IDs)
-	}
-	if len(f.States) > 0 {
-		c.addStates(f.States)
-	}
-	if f.Name != "" {
-		c.add("name = $?", f.Name)
-	}
-	if f.NameContains != "" {
-		// strpos, not LIKE: % and _ are literal.
-		c.add("strpos(name, $?) > 0", f.NameContains)
-	}
-	if f.Worker != "" {
-		c.add("worker = $?", f.Worker)
-	}
-	if f.Owner != "" {
-		c.add("owner = $?", f.Owner)
-	}
-	// The redundant IS NOT NULL lets the planner match the partial indexes
-	// whatever it can prove about the parameter.
-	if f.ParentTask != nil {
-		c.add("parent_task = $? AND parent_task IS NOT NULL", *f.ParentTask)
-	}
-	if f.TaskGroup != nil {
-		c.add("task_group = $? AND task_group IS NOT NULL", *f.TaskGroup)
-	}
-	if f.ExclusiveResource != "" {
-		c.add("exclusive_resources @> $?::text[]", []string{f.ExclusiveResource})
-	}
-	if f.SharedResource != "" {
-		c.add("shared_resources @> $?::text[]", []string{f.SharedResource})
-	}
-	if f.ReservedResource != "" {
-		c.add("(exclusive_resources @> $?::text[] OR shared_resources @> $?::text[])", []string{f.ReservedResource})
-	}
-	if f.CreatedResource != "" {
-		c.add("created_resources @> $?::text[]", []string{f.CreatedResource})
-	}
-	for _, r := range []struct {
-		cond string
-		t    any
-		set  bool
-	}{
-		{"created_at >= $?", f.CreatedGTE, f.CreatedGTE != nil},
-		{"created_at <= $?", f.CreatedLTE, f.CreatedLTE != nil},
-		{"started_at >= $?", f.StartedGTE, f.StartedGTE != nil},
-		{"started_at <= $?", f.StartedLTE, f.StartedLTE != nil},
-		{"finished_at >= $?", f.FinishedGTE, f.FinishedGTE != nil},
-		{"finished_at <= $?", f.FinishedLTE, f.FinishedLTE != nil},
-	} {
-		if r.set {
-			c.add(r.cond, r.t)
+	for _, term := range f.Terms() {
+		switch v := term.Value; term.Field {
+		case store.FilterIDs:
+			c.add("id = ANY ($?)", v)
+		case store.FilterStates:
+			c.addStates(v.([]store.State))
+		case store.FilterName:
+			c.add("name = $?", v)
+		case store.FilterNameContains:
+			// strpos, not LIKE: % and _ are literal.
+			c.add("strpos(name, $?) > 0", v)
+		case store.FilterWorker:
+			c.add("worker = $?", v)
+		case store.FilterOwner:
+			c.add("owner = $?", v)
+		// The redundant IS NOT NULL lets the planner match the partial
+		// indexes whatever it can prove about the parameter.
+		case store.FilterParentTask:
+			c.add("parent_task = $? AND parent_task IS NOT NULL", v)
+		case store.FilterTaskGroup:
+			c.add("task_group = $? AND task_group IS NOT NULL", v)
+		case store.FilterExclusiveResource:
+			c.add("exclusive_resources @> $?::text[]", []string{v.(string)})
+		case store.FilterSharedResource:
+			c.add("shared_resources @> $?::text[]", []string{v.(string)})
+		case store.FilterReservedResource:
+			c.add("(exclusive_resources @> $?::text[] OR shared_resources @> $?::text[])", []string{v.(string)})
+		case store.FilterCreatedResource:
+			c.add("created_resources @> $?::text[]", []string{v.(string)})
+		case store.FilterCreatedGTE:
+			c.add("created_at >= $?", v)
+		case store.FilterCreatedLTE:
+			c.add("created_at <= $?", v)
+		case store.FilterStartedGTE:
+			c.add("started_at >= $?", v)
+		case store.FilterStartedLTE:
+			c.add("started_at <= $?", v)
+		case store.FilterFinishedGTE:
+			c.add("finished_at >= $?", v)
+		case store.FilterFinishedLTE:
+			c.add("finished_at <= $?", v)
+		default:
+			return nil, fmt.Errorf("postgres: no translation of filter field %d", term.Field)
 		}
 	}
-	return c
+	return c, nil
 }
 
 // ListTasks implements store.Store.
@@ -232,7 +222,10 @@ func listQuery(f store.TaskFilter) (string, []any, *conditions, error) {
 	if f.Limit < 0 || f.Offset < 0 {
 		return "", nil, nil, fmt.Errorf("postgres: negative limit or offset (%d, %d)", f.Limit, f.Offset)
 	}
-	c := taskConditions(f)
+	c, err := taskConditions(f)
+	if err != nil {
+		return "", nil, nil, err
+	}
 	args := slices.Clone(c.args)
 	query := `SELECT ` + taskColumnsWithChildren("stint_tasks") + ` FROM stint_tasks` + c.where() + ` ORDER BY ` + order
 	// The first page of a list without parameters (unfiltered, or by

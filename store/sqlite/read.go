@@ -95,86 +95,79 @@ func (c *conditions) where() string {
 	return " WHERE " + strings.Join(c.terms, " AND ")
 }
 
-// taskConditions translates the filters of f.
+// taskConditions translates the filters of f, each term once.
 func taskConditions(f store.TaskFilter) (*conditions, error) {
 	c := &conditions{}
-	if len(f.IDs) > 0 {
-		ids := make([]string, len(f.IDs))
-		for i, id := range f.IDs {
-			ids[i] = id.String()
-		}
-		list, err := json.Marshal(ids)
-		if err != nil {
-			return nil, err
-		}
-		c.add("id IN (SELECT value FROM json_each(?))", string(list))
-	}
-	switch len(f.States) {
-	case 0:
-	case 1:
-		// An equality, for which stint_tasks_state_created returns the
-		// tasks in the default order.
-		c.add("state = ?", string(f.States[0]))
-	default:
-		states := make([]string, len(f.States))
-		for i, s := range f.States {
-			states[i] = string(s)
-		}
-		list, err := json.Marshal(states)
-		if err != nil {
-			return nil, err
-		}
-		c.add("state IN (SELECT value FROM json_each(?))", string(list))
-	}
-	if f.Name != "" {
-		c.add("name = ?", f.Name)
-	}
-	if f.NameContains != "" {
-		// instr, not LIKE: % and _ are literal, and the match is
-		// case-sensitive.
-		c.add("instr(name, ?) > 0", f.NameContains)
-	}
-	if f.Worker != "" {
-		c.add("worker = ?", f.Worker)
-	}
-	if f.Owner != "" {
-		c.add("owner = ?", f.Owner)
-	}
-	// The redundant IS NOT NULL lets SQLite use the partial indexes.
-	if f.ParentTask != nil {
-		c.add("parent_task = ? AND parent_task IS NOT NULL", f.ParentTask.String())
-	}
-	if f.TaskGroup != nil {
-		c.add("task_group = ? AND task_group IS NOT NULL", f.TaskGroup.String())
-	}
 	member := func(column string) string {
 		return "EXISTS (SELECT 1 FROM json_each(" + column + ") WHERE value = ?)"
 	}
-	if f.ExclusiveResource != "" {
-		c.add(member("exclusive_resources"), f.ExclusiveResource)
-	}
-	if f.SharedResource != "" {
-		c.add(member("shared_resources"), f.SharedResource)
-	}
-	if f.ReservedResource != "" {
-		c.add("("+member("exclusive_resources")+" OR "+member("shared_resources")+")", f.ReservedResource, f.ReservedResource)
-	}
-	if f.CreatedResource != "" {
-		c.add(member("created_resources"), f.CreatedResource)
-	}
-	for _, r := range []struct {
-		cond string
-		t    *time.Time
-	}{
-		{"created_at >= ?", f.CreatedGTE},
-		{"created_at <= ?", f.CreatedLTE},
-		{"started_at >= ?", f.StartedGTE},
-		{"started_at <= ?", f.StartedLTE},
-		{"finished_at >= ?", f.FinishedGTE},
-		{"finished_at <= ?", f.FinishedLTE},
-	} {
-		if r.t != nil {
-			c.add(r.cond, microsOf(*r.t, strings.HasSuffix(r.cond, "<= ?")))
+	for _, term := range f.Terms() {
+		switch v := term.Value; term.Field {
+		case store.FilterIDs:
+			ids := v.([]uuid.UUID)
+			texts := make([]string, len(ids))
+			for i, id := range ids {
+				texts[i] = id.String()
+			}
+			list, err := json.Marshal(texts)
+			if err != nil {
+				return nil, err
+			}
+			c.add("id IN (SELECT value FROM json_each(?))", string(list))
+		case store.FilterStates:
+			states := v.([]store.State)
+			if len(states) == 1 {
+				// An equality, for which stint_tasks_state_created returns
+				// the tasks in the default order.
+				c.add("state = ?", string(states[0]))
+				break
+			}
+			texts := make([]string, len(states))
+			for i, s := range states {
+				texts[i] = string(s)
+			}
+			list, err := json.Marshal(texts)
+			if err != nil {
+				return nil, err
+			}
+			c.add("state IN (SELECT value FROM json_each(?))", string(list))
+		case store.FilterName:
+			c.add("name = ?", v)
+		case store.FilterNameContains:
+			// instr, not LIKE: % and _ are literal, and the match is
+			// case-sensitive.
+			c.add("instr(name, ?) > 0", v)
+		case store.FilterWorker:
+			c.add("worker = ?", v)
+		case store.FilterOwner:
+			c.add("owner = ?", v)
+		// The redundant IS NOT NULL lets SQLite use the partial indexes.
+		case store.FilterParentTask:
+			c.add("parent_task = ? AND parent_task IS NOT NULL", v.(uuid.UUID).String())
+		case store.FilterTaskGroup:
+			c.add("task_group = ? AND task_group IS NOT NULL", v.(uuid.UUID).String())
+		case store.FilterExclusiveResource:
+			c.add(member("exclusive_resources"), v)
+		case store.FilterSharedResource:
+			c.add(member("shared_resources"), v)
+		case store.FilterReservedResource:
+			c.add("("+member("exclusive_resources")+" OR "+member("shared_resources")+")", v, v)
+		case store.FilterCreatedResource:
+			c.add(member("created_resources"), v)
+		case store.FilterCreatedGTE:
+			c.add("created_at >= ?", microsOf(v.(time.Time), false))
+		case store.FilterCreatedLTE:
+			c.add("created_at <= ?", microsOf(v.(time.Time), true))
+		case store.FilterStartedGTE:
+			c.add("started_at >= ?", microsOf(v.(time.Time), false))
+		case store.FilterStartedLTE:
+			c.add("started_at <= ?", microsOf(v.(time.Time), true))
+		case store.FilterFinishedGTE:
+			c.add("finished_at >= ?", microsOf(v.(time.Time), false))
+		case store.FilterFinishedLTE:
+			c.add("finished_at <= ?", microsOf(v.(time.Time), true))
+		default:
+			return nil, fmt.Errorf("sqlite: no translation of filter field %d", term.Field)
 		}
 	}
 	return c, nil

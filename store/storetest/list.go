@@ -699,3 +699,59 @@ func testListByIDs(t *testing.T, open Opener) {
 		t.Fatalf("ListTasks by an unknown id: %d tasks, count %d, %v", len(tasks), totalOf(count), err)
 	}
 }
+
+// testListEveryFilterField lists with each filter field alone: the engine
+// translates every field store.TaskFilter.Terms can make (a field added
+// there and not here, or not in an engine, fails).
+func testListEveryFilterField(t *testing.T, open Opener) {
+	st, ctx := openStore(t, open)
+	task := newTask("test.filter", []string{"x"}, []string{"y"})
+	if _, err := st.Dispatch(ctx, []store.NewTask{task}); err != nil {
+		t.Fatal(err)
+	}
+	id := task.ID
+	hour := time.Now().Add(-time.Hour)
+	filters := map[store.FilterField]store.TaskFilter{
+		store.FilterIDs:               {IDs: []uuid.UUID{id}},
+		store.FilterStates:            {States: []store.State{store.StateWaiting}},
+		store.FilterName:              {Name: "test.filter"},
+		store.FilterNameContains:      {NameContains: "filter"},
+		store.FilterWorker:            {Worker: "nobody"},
+		store.FilterOwner:             {Owner: "nobody"},
+		store.FilterParentTask:        {ParentTask: &id},
+		store.FilterTaskGroup:         {TaskGroup: &id},
+		store.FilterExclusiveResource: {ExclusiveResource: "x"},
+		store.FilterSharedResource:    {SharedResource: "y"},
+		store.FilterReservedResource:  {ReservedResource: "x"},
+		store.FilterCreatedResource:   {CreatedResource: "z"},
+		store.FilterCreatedGTE:        {CreatedGTE: &hour},
+		store.FilterCreatedLTE:        {CreatedLTE: &hour},
+		store.FilterStartedGTE:        {StartedGTE: &hour},
+		store.FilterStartedLTE:        {StartedLTE: &hour},
+		store.FilterFinishedGTE:       {FinishedGTE: &hour},
+		store.FilterFinishedLTE:       {FinishedLTE: &hour},
+	}
+	// What each finds of the one waiting task.
+	finds := map[store.FilterField]bool{store.FilterIDs: true, store.FilterStates: true, store.FilterName: true,
+		store.FilterNameContains: true, store.FilterExclusiveResource: true, store.FilterSharedResource: true,
+		store.FilterReservedResource: true, store.FilterCreatedGTE: true}
+	for _, field := range store.FilterFields() {
+		f, ok := filters[field]
+		if !ok {
+			t.Errorf("filter field %d: no filter of it here; add one", field)
+			continue
+		}
+		if terms := f.Terms(); len(terms) != 1 || terms[0].Field != field {
+			t.Errorf("filter field %d: the filter here makes %+v", field, terms)
+			continue
+		}
+		tasks, _, err := st.ListTasks(ctx, f)
+		if err != nil {
+			t.Errorf("filter field %d: %v", field, err)
+			continue
+		}
+		if found := len(tasks) == 1; found != finds[field] {
+			t.Errorf("filter field %d: found the task %v, want %v", field, found, finds[field])
+		}
+	}
+}

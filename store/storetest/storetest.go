@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("ListTasksTiesInDispatchOrder", func(t *testing.T) { testListTies(t, open) })
 	t.Run("ListTasksByIDs", func(t *testing.T) { testListByIDs(t, open) })
 	t.Run("ListTasksTotals", func(t *testing.T) { testListTotals(t, open) })
+	t.Run("ListTasksEveryFilterField", func(t *testing.T) { testListEveryFilterField(t, open) })
 	t.Run("CountsFollowTheTasks", func(t *testing.T) { testCountsFollowTheTasks(t, open) })
 	t.Run("CountsUnderConcurrentWrites", func(t *testing.T) { testCountsUnderConcurrentWrites(t, open) })
 	t.Run("WorkerCurrentTasks", func(t *testing.T) { testWorkerCurrentTasks(t, open) })
