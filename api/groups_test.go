@@ -209,6 +209,7 @@ func TestTaskGroupDispatchesTasksAllOrNothing(t *testing.T) {
 // worker runs them, every read of the group adds up to 1,000, and it ends
 // done with every task completed.
 func TestThousandTaskGroup(t *testing.T) {
+	t.Parallel() // a server and a database of its own
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
 		e := newEnv(t, eng, api.Config{AllowOpen: true})
 		tasks := make([]apiv1.DispatchTask, 1000)

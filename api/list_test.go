@@ -21,6 +21,7 @@ import (
 // suite), answers count null beyond it, and says by next whether another
 // page follows either way, also on the last full page.
 func TestListPagesWithoutCountingEverything(t *testing.T) {
+	t.Parallel() // a server and a database of its own
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
 		e := newEnv(t, eng, api.Config{AllowOpen: true})
 		many := store.CountBound + 5 // test.echo: one more than the bound

@@ -21,6 +21,7 @@ import (
 // which deletes the final tasks older than the retention and keeps newer
 // ones.
 func TestRetainPurgesOldTasks(t *testing.T) {
+	t.Parallel() // a server and a database of its own
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
 		dir, db := t.TempDir(), eng.URL(t)
 		first := startServe(t, dir, "--db", db)
@@ -65,6 +66,7 @@ func TestRetainPurgesOldTasks(t *testing.T) {
 // TestAPINodeRunsImmediateTasks: a server without workers registers the
 // name its immediate tasks run under, with concurrency 0, and runs them.
 func TestAPINodeRunsImmediateTasks(t *testing.T) {
+	t.Parallel() // a server and a database of its own
 	enginetest.Run(t, func(t *testing.T, eng enginetest.Engine) {
 		p := startServe(t, t.TempDir(), "--db", eng.URL(t), "--workers", "0")
 		out, stderr, code := runClient(t, p.url, "task", "dispatch", "stint.noop", "--immediate", "-o", "json")

@@ -82,6 +82,7 @@ func decodeJSON[T any](t *testing.T, what, out string) T {
 }
 
 func TestClientCommands(t *testing.T) {
+	t.Parallel() // a server and a database of its own
 	enginetest.Run(t, testClientCommands)
 }
 

@@ -106,6 +106,7 @@ func createGroup(t *testing.T, server string, args ...string) uuid.UUID {
 }
 
 func TestGroupCommands(t *testing.T) {
+	t.Parallel() // a server and a database of its own
 	enginetest.Run(t, testGroupCommands)
 }
 

@@ -55,6 +55,7 @@ func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 }
 
 func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
+	t.Parallel() // a server and a database of its own
 	dsn := pgtest.Database(t)
 	var wg sync.WaitGroup
 	results := make([]string, 3)

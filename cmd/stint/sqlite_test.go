@@ -16,6 +16,7 @@ import (
 // and after a SIGKILL while a task runs, the restarted server ends that task
 // dropped and runs the task waiting behind it.
 func TestServeOnSQLite(t *testing.T) {
+	t.Parallel() // a server and a database of its own
 	dir := t.TempDir()
 	first := startServe(t, dir)
 	if _, err := os.Stat(filepath.Join(dir, "stint.db")); err != nil {

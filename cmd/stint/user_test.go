@@ -19,6 +19,7 @@ import (
 // TestUserCommands manages users with the CLI while a server runs, and
 // follows what each token may do through the client commands.
 func TestUserCommands(t *testing.T) {
+	t.Parallel() // a server and a database of its own
 	enginetest.Run(t, testUserCommands)
 }
 
