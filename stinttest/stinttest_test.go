@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/stint-dev/stint"
-	"github.com/stint-dev/stint/internal/pgtest"
+	"github.com/stint-dev/stint/internal/enginetest"
 	"github.com/stint-dev/stint/stinttest"
 	"github.com/stint-dev/stint/store"
 	"github.com/stint-dev/stint/store/postgres"
@@ -219,14 +219,7 @@ func (f *fatalTB) Fatalf(format string, args ...any) { f.failed = fmt.Sprintf(fo
 // not.
 func TestRequireDispatchedTx(t *testing.T) {
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, pgtest.Database(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := enginetest.PostgreSQL.Open(t).(*postgres.Store)
 	reg := stint.NewRegistry()
 	client := stint.NewClient(st, reg)
 	nts, err := client.Prepare([]stint.DispatchRequest{{Name: "stint.noop", Owner: "alice"}})
