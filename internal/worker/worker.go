@@ -273,15 +273,17 @@ func (w *Worker) claimLoop(ctx context.Context, wakeups <-chan struct{}, tasks *
 	defer poll.Stop()
 	more := true // there may be runnable tasks
 	for {
+		if ctx.Err() != nil {
+			return // a stopping worker takes no more tasks
+		}
 		if free := w.free(); more && free > 0 {
 			limit := min(free, w.cfg.ClaimBatch)
 			n, err := w.claim(ctx, limit, tasks)
 			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
 				// The claim may have committed with its answer lost: the
-				// next heartbeat finds its tasks and gives them up.
+				// next heartbeat finds its tasks and gives them up (a
+				// stopping worker's are dropped by the other nodes, as
+				// orphans).
 				w.log.Warn("claim failed", "error", err)
 				more = false
 			} else {
@@ -316,7 +318,11 @@ func (w *Worker) claim(ctx context.Context, limit int, tasks *sync.WaitGroup) (i
 	defer w.claimSince.Store(0)
 	w.holdings.BeginClaim()
 	defer w.holdings.EndClaim()
-	cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	// Not ended by ctx: a claim that committed when the worker is told to
+	// stop must bring its answer home, or its tasks would stay running
+	// under a worker that then leaves the list. Its tasks run within the
+	// shutdown grace like the others; the call timeout bounds the wait.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.CallTimeout)
 	defer cancel()
 	claimed, err := w.store.Claim(cctx, store.ClaimParams{Worker: w.cfg.Name, Names: w.cfg.Names, Limit: limit,
 		Versions: w.cfg.Versions})
