@@ -21,6 +21,7 @@ func init() {
 		}
 		return r
 	}
+	runhook.EncodeArgs = encodeArgs
 	runhook.Work = func(ctx context.Context, reg, run any) (json.RawMessage, *store.TaskError, bool) {
 		r := run.(*Run)
 		tt, ok := reg.(*Registry).lookup(r.task.Name)

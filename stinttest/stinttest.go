@@ -180,7 +180,7 @@ func (r *Run) dispatch(ctx context.Context, anyReq any) (*store.Task, error) {
 		}
 		nt = nts[0]
 	} else {
-		args, err := encodeArgs(req.Args)
+		args, err := runhook.EncodeArgs(req.Args)
 		if err != nil {
 			return nil, err
 		}
@@ -199,20 +199,6 @@ func (r *Run) dispatch(ctx context.Context, anyReq any) (*store.Task, error) {
 	return &store.Task{ID: nt.ID, Name: nt.Name, State: store.StateWaiting, Args: nt.Args, Owner: nt.Owner,
 		CreatedAt: now, UpdatedAt: now, ExclusiveResources: nt.ExclusiveResources, SharedResources: nt.SharedResources,
 		Versions: nt.Versions, ParentTask: &parent, TaskGroup: nt.TaskGroup}, nil
-}
-
-// encodeArgs encodes a request's args as a dispatch does: a
-// json.RawMessage or []byte as is, anything else as JSON.
-func encodeArgs(args any) (json.RawMessage, error) {
-	switch a := args.(type) {
-	case nil:
-		return json.RawMessage(`{}`), nil
-	case json.RawMessage:
-		return a, nil
-	case []byte:
-		return a, nil
-	}
-	return json.Marshal(args)
 }
 
 // sink is the Run as the recipient of the task's outputs.

@@ -34,4 +34,6 @@ var (
 	// returns what the worker would record. ok is false when reg has no
 	// such task type.
 	Work func(ctx context.Context, reg, run any) (result json.RawMessage, taskErr *store.TaskError, ok bool)
+	// EncodeArgs encodes a dispatch request's args as a dispatch does.
+	EncodeArgs func(args any) (json.RawMessage, error)
 )
