@@ -29,6 +29,8 @@ const (
 	FilterStartedLTE                           // time.Time
 	FilterFinishedGTE                          // time.Time
 	FilterFinishedLTE                          // time.Time
+	FilterScheduledGTE                         // time.Time
+	FilterScheduledLTE                         // time.Time
 	filterFields                               // how many there are
 )
 
@@ -76,6 +78,7 @@ func (f TaskFilter) Terms() []FilterTerm {
 		{FilterCreatedGTE, f.CreatedGTE}, {FilterCreatedLTE, f.CreatedLTE},
 		{FilterStartedGTE, f.StartedGTE}, {FilterStartedLTE, f.StartedLTE},
 		{FilterFinishedGTE, f.FinishedGTE}, {FilterFinishedLTE, f.FinishedLTE},
+		{FilterScheduledGTE, f.ScheduledGTE}, {FilterScheduledLTE, f.ScheduledLTE},
 	} {
 		add(r.field, r.t != nil, deref(r.t))
 	}

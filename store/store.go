@@ -15,6 +15,11 @@ type State string
 
 // The states of a task.
 const (
+	// StateScheduled: the task's time (ScheduledAt) has not come, or it
+	// waits for its next attempt. It holds no place in any resource queue
+	// and blocks nothing; when it is due it becomes waiting and enters its
+	// queues at the back, in the order tasks became due.
+	StateScheduled State = "scheduled"
 	StateWaiting   State = "waiting"
 	StateRunning   State = "running"
 	StateCanceling State = "canceling"
@@ -26,7 +31,7 @@ const (
 )
 
 // States lists every state in lifecycle order.
-var States = []State{StateWaiting, StateRunning, StateCanceling, StateCompleted, StateFailed, StateCanceled, StateSkipped, StateDropped}
+var States = []State{StateScheduled, StateWaiting, StateRunning, StateCanceling, StateCompleted, StateFailed, StateCanceled, StateSkipped, StateDropped}
 
 // Final reports whether nothing can change the state any more.
 func (s State) Final() bool {
@@ -97,9 +102,63 @@ type Outputs struct {
 	CreatedResources []string         `json:"created_resources"`
 }
 
+// RetryPolicy says how often a failed task runs again and after how long.
+// The zero value (or MaxAttempts 1) means no retries. The delay before
+// attempt n+1, after n attempts ended, is InitialDelay × Multiplier^(n-1),
+// at most MaxDelay, less a random part of up to Jitter of it (Delay).
+type RetryPolicy struct {
+	// MaxAttempts are the attempts in all, the first run included (1 to
+	// MaxRetryAttempts).
+	MaxAttempts  int           `json:"max_attempts"`
+	InitialDelay time.Duration `json:"initial_delay_ns"` // before the second attempt
+	MaxDelay     time.Duration `json:"max_delay_ns"`     // the cap of every delay
+	Multiplier   float64       `json:"multiplier"`       // ≥ 1: each delay is this many times the last one
+	Jitter       float64       `json:"jitter"`           // 0 to 1: the part of each delay that is random
+	// Dropped: a run lost with its worker (dropped) is retried like a
+	// failed one. For idempotent tasks only: the lost run may have done
+	// some of its work, or all of it.
+	Dropped bool `json:"dropped,omitempty"`
+}
+
+// The JSON form above (durations in nanoseconds) is how both engines store
+// a policy; the HTTP API has its own, with Go duration strings.
+
+// MaxRetryAttempts bounds RetryPolicy.MaxAttempts.
+const MaxRetryAttempts = 100
+
+// Delay is the delay before the next attempt after n attempts ended
+// (n ≥ 1), with r in [0, 1) the random draw of the jitter. The PostgreSQL
+// engine computes the same in SQL (stint_retry_delay).
+func (p RetryPolicy) Delay(n int, r float64) time.Duration {
+	d := float64(p.InitialDelay)
+	for i := 1; i < n && d < float64(p.MaxDelay); i++ {
+		d *= p.Multiplier
+	}
+	d = min(d, float64(p.MaxDelay))
+	return time.Duration(d * (1 - p.Jitter*r))
+}
+
+// Retries reports whether the policy allows more than one attempt.
+func (p *RetryPolicy) Retries() bool { return p != nil && p.MaxAttempts > 1 }
+
+// Attempt is one earlier run of a task that was retried: how it ended and
+// why. The current (or last) run is the task's own StartedAt, FinishedAt,
+// Worker, State and Error.
+type Attempt struct {
+	Number     int        `json:"number"` // 1 for the first run
+	State      State      `json:"state"`  // StateFailed or StateDropped
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt time.Time  `json:"finished_at"`
+	Worker     string     `json:"worker"`
+	Error      *TaskError `json:"error"`
+}
+
 // Task is a task as the store keeps it.
 type Task struct {
-	ID                 uuid.UUID
+	ID uuid.UUID
+	// Seq is the task's place in the order of its queues: taken at
+	// dispatch, and again when a scheduled task becomes due (so that it
+	// queues behind every task dispatched before that).
 	Seq                int64
 	Name               string
 	State              State
@@ -119,6 +178,23 @@ type Task struct {
 	TaskGroup          *uuid.UUID
 	Result             json.RawMessage
 	Error              *TaskError
+	// ScheduledAt is when the task was asked to run (nil: at once) or,
+	// while it waits for its next attempt, when that attempt is due.
+	ScheduledAt *time.Time
+	// Retry is the task's policy; nil: no retries.
+	Retry *RetryPolicy
+	// Attempts are the earlier runs of a retried task, oldest first; the
+	// current one is not among them.
+	Attempts []Attempt
+	// UniqueKey: while the task is incomplete no other task of the same
+	// owner and name with this key is created (see NewTask.UniqueKey).
+	UniqueKey string
+	// RetryOf is the task this one re-runs (a manual retry).
+	RetryOf *uuid.UUID
+	// Deduplicated is set on a task that Dispatch returned instead of
+	// creating the one asked for, which had the same unique key. It is not
+	// stored.
+	Deduplicated bool
 	Outputs
 	// ChildTasks are the ids of the task's children, in dispatch order.
 	// Only Store.Task, Store.ListTasks and Store.Cancel read them (in the
@@ -140,6 +216,20 @@ type NewTask struct {
 	Versions           map[string]string
 	ParentTask         *uuid.UUID
 	TaskGroup          *uuid.UUID
+	// ScheduledAt: the task is scheduled until then, by the store's
+	// clock, if that is later than the dispatch; nil or a time passed:
+	// at once.
+	ScheduledAt *time.Time
+	// Retry is the task's retry policy, nil for none.
+	Retry *RetryPolicy
+	// UniqueKey, when set: if an incomplete task (scheduled, waiting,
+	// running or canceling) of the same Owner and Name has this key, the
+	// dispatch creates nothing and returns that task, with Deduplicated
+	// set. The engines enforce it with a unique index, in the dispatch's
+	// own transaction, whatever the number of dispatchers.
+	UniqueKey string
+	// RetryOf links a manual re-run to the task it runs again.
+	RetryOf *uuid.UUID
 }
 
 // ClaimParams selects what a worker claims.
@@ -226,6 +316,17 @@ type Outcome struct {
 	State   State // StateCompleted, StateFailed, StateCanceled or StateDropped
 	Result  json.RawMessage
 	Error   *TaskError
+	// NoRetry: a failed run ends the task failed even when its policy has
+	// attempts left.
+	NoRetry bool
+}
+
+// DueTasks is what EnqueueDue did and what it found next.
+type DueTasks struct {
+	Enqueued int // scheduled tasks that were due, now waiting
+	// NextIn is how long, by the store's clock, until the next scheduled
+	// task is due; negative when no task is scheduled.
+	NextIn time.Duration
 }
 
 // Blocker is an earlier incomplete task that a waiting task waits for on
@@ -262,29 +363,35 @@ const (
 	OrderStartedDesc  Ordering = "-started_at"
 	OrderFinished     Ordering = "finished_at"
 	OrderFinishedDesc Ordering = "-finished_at"
+	// Tasks that are not scheduled come after the scheduled ones
+	// (nulls last), in both directions.
+	OrderScheduled     Ordering = "scheduled_at"
+	OrderScheduledDesc Ordering = "-scheduled_at"
 )
 
 // Orderings lists every Ordering.
-var Orderings = []Ordering{OrderCreated, OrderCreatedDesc, OrderStarted, OrderStartedDesc, OrderFinished, OrderFinishedDesc}
+var Orderings = []Ordering{OrderCreated, OrderCreatedDesc, OrderStarted, OrderStartedDesc, OrderFinished, OrderFinishedDesc,
+	OrderScheduled, OrderScheduledDesc}
 
 // TaskFilter selects and orders tasks for ListTasks. Zero fields do not
 // filter; all set fields must match.
 type TaskFilter struct {
-	IDs                      []uuid.UUID // any of these
-	States                   []State     // any of these
-	Name                     string      // equal
-	NameContains             string      // substring, case-sensitive
-	Worker                   string
-	Owner                    string
-	ParentTask               *uuid.UUID
-	TaskGroup                *uuid.UUID
-	ExclusiveResource        string // held exclusively
-	SharedResource           string // held shared
-	ReservedResource         string // held either way
-	CreatedResource          string // among created_resources
-	CreatedGTE, CreatedLTE   *time.Time
-	StartedGTE, StartedLTE   *time.Time
-	FinishedGTE, FinishedLTE *time.Time
+	IDs                        []uuid.UUID // any of these
+	States                     []State     // any of these
+	Name                       string      // equal
+	NameContains               string      // substring, case-sensitive
+	Worker                     string
+	Owner                      string
+	ParentTask                 *uuid.UUID
+	TaskGroup                  *uuid.UUID
+	ExclusiveResource          string // held exclusively
+	SharedResource             string // held shared
+	ReservedResource           string // held either way
+	CreatedResource            string // among created_resources
+	CreatedGTE, CreatedLTE     *time.Time
+	StartedGTE, StartedLTE     *time.Time
+	FinishedGTE, FinishedLTE   *time.Time
+	ScheduledGTE, ScheduledLTE *time.Time
 
 	Ordering Ordering // default OrderCreated
 	Limit    int      // at most this many; 0 means no limit
@@ -443,17 +550,37 @@ type Store interface {
 	// as a canceled task does.
 	DispatchImmediate(ctx context.Context, t NewTask, p ImmediateParams) (*Task, error)
 
+	// EnqueueDue makes waiting every scheduled task whose time has come
+	// by the store's clock (at most limit of them, > 0), oldest due first,
+	// each entering its resource queues at the back as a dispatch does,
+	// and says how long until the next one is due. Workers call it when
+	// DueSignals or their timer says so, and at every poll.
+	EnqueueDue(ctx context.Context, limit int) (DueTasks, error)
+
+	// DueSignals returns a channel that receives a value whenever a task
+	// was scheduled (dispatched with a ScheduledAt to come, or waiting for
+	// its next attempt), from this process or any other: a scheduled task
+	// may now be due before the time a worker waits for, and the worker
+	// calls EnqueueDue to learn it. It is closed when ctx ends. Signals may
+	// be coalesced or lost; workers also poll.
+	DueSignals(ctx context.Context) (<-chan struct{}, error)
+
 	// Claim moves up to p.Limit runnable tasks to running, oldest first, and
 	// returns them with a new Attempt each.
 	Claim(ctx context.Context, p ClaimParams) ([]*Task, error)
 
 	// Finish records outcomes, frees the tasks' resources and unblocks the
-	// tasks waiting behind them. It returns the ids it finished; an outcome
+	// tasks waiting behind them. It returns the ids it recorded; an outcome
 	// with a stale attempt, or for a task no longer running, is ignored.
+	// A failed outcome (or a dropped one, with RetryPolicy.Dropped) of a
+	// running task whose policy has attempts left, and without NoRetry,
+	// does not end the task: the run is appended to its Attempts, and the
+	// task becomes scheduled at the store's now + RetryPolicy.Delay, its
+	// queue entries released as a final task's are.
 	Finish(ctx context.Context, outcomes []Outcome) ([]uuid.UUID, error)
 
-	// Cancel cancels a task: a waiting one becomes canceled at once and
-	// leaves its queues; a running one becomes canceling, and its worker is
+	// Cancel cancels a task: a scheduled or waiting one becomes canceled
+	// at once and leaves its queues; a running one becomes canceling, and its worker is
 	// told to stop it. A canceling task is returned as it is. It returns the
 	// task as it is now, ErrNotFound, or ErrFinal.
 	Cancel(ctx context.Context, id uuid.UUID) (*Task, error)
@@ -542,7 +669,9 @@ type Store interface {
 	// dropped", or "...was canceled" for a canceling one); their resources
 	// are freed and the tasks behind them unblocked exactly as Finish does;
 	// the changes are published; and the worker leaves the worker list, as
-	// RemoveWorker does. It returns what it did, empty when no worker is
+	// RemoveWorker does. A running task whose policy retries dropped runs
+	// (RetryPolicy.Dropped) and has attempts left is retried as Finish
+	// retries a failed one, its attempt recorded dropped. It returns what it did, empty when no worker is
 	// lost; a worker without tasks is still listed.
 	//
 	// On PostgreSQL a worker is also lost, at once, when the database
