@@ -82,6 +82,9 @@ type TaskError struct {
 	Kind        string `json:"kind"`
 	Description string `json:"description"`
 	Traceback   string `json:"traceback,omitempty"`
+	// NoRetry: the run asked not to be retried (stint.NoRetry). The
+	// worker's outcome carries it to Finish (Outcome.NoRetry).
+	NoRetry bool `json:"no_retry,omitempty"`
 }
 
 // ProgressReport is one progress bar of a running task. Reports are keyed by
@@ -136,6 +139,17 @@ func (p RetryPolicy) Delay(n int, r float64) time.Duration {
 	}
 	d = min(d, float64(p.MaxDelay))
 	return time.Duration(d * (1 - p.Jitter*r))
+}
+
+// RetriedBy reports whether outcome o of a run of t (as claimed: running)
+// schedules t again rather than ending it: the rule of Finish, which the
+// engines apply in their own statements, for callers that must know (a
+// worker's metrics).
+func (t *Task) RetriedBy(o Outcome) bool {
+	p := t.Retry
+	return p != nil && t.State == StateRunning && !o.NoRetry &&
+		(o.State == StateFailed || (o.State == StateDropped && p.Dropped)) &&
+		len(t.Attempts)+1 < p.MaxAttempts
 }
 
 // Retries reports whether the policy allows more than one attempt.

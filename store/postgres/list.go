@@ -18,13 +18,15 @@ import (
 // dispatch order (seq), in the ordering's direction; tasks that have not
 // started or finished sort last in both directions.
 var orderBy = map[store.Ordering]string{
-	"":                      "created_at, seq",
-	store.OrderCreated:      "created_at, seq",
-	store.OrderCreatedDesc:  "created_at DESC, seq DESC",
-	store.OrderStarted:      "started_at ASC NULLS LAST, seq",
-	store.OrderStartedDesc:  "started_at DESC NULLS LAST, seq DESC",
-	store.OrderFinished:     "finished_at ASC NULLS LAST, seq",
-	store.OrderFinishedDesc: "finished_at DESC NULLS LAST, seq DESC",
+	"":                       "created_at, seq",
+	store.OrderCreated:       "created_at, seq",
+	store.OrderCreatedDesc:   "created_at DESC, seq DESC",
+	store.OrderStarted:       "started_at ASC NULLS LAST, seq",
+	store.OrderStartedDesc:   "started_at DESC NULLS LAST, seq DESC",
+	store.OrderFinished:      "finished_at ASC NULLS LAST, seq",
+	store.OrderFinishedDesc:  "finished_at DESC NULLS LAST, seq DESC",
+	store.OrderScheduled:     "scheduled_at ASC NULLS LAST, seq",
+	store.OrderScheduledDesc: "scheduled_at DESC NULLS LAST, seq DESC",
 }
 
 // conditions accumulates the WHERE clause of a task list and its arguments.
@@ -122,6 +124,10 @@ func taskConditions(f store.TaskFilter) (*conditions, error) {
 			c.add("finished_at >= $?", v)
 		case store.FilterFinishedLTE:
 			c.add("finished_at <= $?", v)
+		case store.FilterScheduledGTE:
+			c.add("scheduled_at >= $?", v)
+		case store.FilterScheduledLTE:
+			c.add("scheduled_at <= $?", v)
 		default:
 			return nil, fmt.Errorf("postgres: no translation of filter field %d", term.Field)
 		}

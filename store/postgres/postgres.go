@@ -88,7 +88,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	st := &Store{pool: pool}
-	st.signals = newSignalListener(pool, wakeChannel, cancelChannel)
+	st.signals = newSignalListener(pool, wakeChannel, cancelChannel, dueChannel)
 	st.dispatcher = groupcommit.New(func(ctx context.Context, tasks []store.NewTask) ([]*store.Task, error) {
 		return DispatchTx(ctx, pool, tasks)
 	}, groupcommit.Config{MaxRunning: dispatchRunning})
@@ -128,7 +128,8 @@ func (s *Store) Close() {
 // taskColumns are the columns of a task, in the order scanTask reads them.
 const taskColumns = `id, seq, name, state, args, owner, created_at, updated_at, unblocked_at,
 	started_at, finished_at, exclusive_resources, shared_resources, versions, coalesce(worker, ''),
-	attempt, parent_task, task_group, result, error, non_fatal_errors, progress_reports, created_resources`
+	attempt, parent_task, task_group, result, error, non_fatal_errors, progress_reports, created_resources,
+	scheduled_at, retry, attempts, coalesce(unique_key, ''), retry_of`
 
 // childTasksOf is the column of the ids of the children of the tasks of
 // relation rel, in dispatch order, for Task.ChildTasks: each a range of
@@ -152,11 +153,13 @@ func scanTaskColumns(row pgx.Row, withChildren bool) (*store.Task, error) {
 		state                             string
 		args, versions, result, taskError []byte
 		nonFatal, progress                []byte
+		retry, attempts                   []byte
 	)
 	dest := []any{&t.ID, &t.Seq, &t.Name, &state, &args, &t.Owner, &t.CreatedAt, &t.UpdatedAt,
 		&t.UnblockedAt, &t.StartedAt, &t.FinishedAt, &t.ExclusiveResources, &t.SharedResources,
 		&versions, &t.Worker, &t.Attempt, &t.ParentTask, &t.TaskGroup, &result, &taskError,
-		&nonFatal, &progress, &t.CreatedResources}
+		&nonFatal, &progress, &t.CreatedResources,
+		&t.ScheduledAt, &retry, &attempts, &t.UniqueKey, &t.RetryOf}
 	if withChildren {
 		dest = append(dest, &t.ChildTasks)
 	}
@@ -184,6 +187,15 @@ func scanTaskColumns(row pgx.Row, withChildren bool) (*store.Task, error) {
 	}
 	if err := json.Unmarshal(progress, &t.ProgressReports); err != nil {
 		return nil, fmt.Errorf("task %s: progress_reports: %w", t.ID, err)
+	}
+	if len(retry) > 0 {
+		t.Retry = new(store.RetryPolicy)
+		if err := json.Unmarshal(retry, t.Retry); err != nil {
+			return nil, fmt.Errorf("task %s: retry: %w", t.ID, err)
+		}
+	}
+	if err := json.Unmarshal(attempts, &t.Attempts); err != nil {
+		return nil, fmt.Errorf("task %s: attempts: %w", t.ID, err)
 	}
 	return &t, nil
 }
@@ -223,87 +235,6 @@ func (s *Store) Dispatch(ctx context.Context, tasks []store.NewTask) ([]*store.T
 	return out, err
 }
 
-// DispatchTx dispatches tasks through q, which may be the caller's own
-// transaction: the tasks then exist if and only if that transaction commits.
-// Like stint.Client.Dispatch it checks no role (stint.AdminOnly is the
-// HTTP API's rule): the tasks are the application's own business. A task
-// into a sealed group fails it with store.ErrSealed.
-func DispatchTx(ctx context.Context, q Querier, tasks []store.NewTask) ([]*store.Task, error) {
-	if len(tasks) == 0 {
-		return nil, nil
-	}
-	ids, args, err := dispatchArgs(tasks)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM stint_dispatch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, args...)
-	if err != nil {
-		return nil, classify(err)
-	}
-	got, err := collectTasks(rows)
-	if err != nil {
-		return nil, classify(err)
-	}
-	return inOrder(ids, got), nil
-}
-
-// dispatchArgs encodes tasks as the ten array arguments of stint_dispatch
-// (and of stint_dispatch_immediate, which begins with the same ten), and
-// returns their ids.
-func dispatchArgs(tasks []store.NewTask) ([]uuid.UUID, []any, error) {
-	n := len(tasks)
-	ids := make([]uuid.UUID, n)
-	names := make([]string, n)
-	args := make([]string, n)
-	owners := make([]string, n)
-	versions := make([]string, n)
-	parents := make([]*uuid.UUID, n)
-	groups := make([]*uuid.UUID, n)
-	var resTask []int32
-	var res []string
-	var resExclusive []bool
-	for i, t := range tasks {
-		ids[i], names[i], owners[i], parents[i], groups[i] = t.ID, t.Name, t.Owner, t.ParentTask, t.TaskGroup
-		args[i] = string(t.Args)
-		if len(t.Args) == 0 {
-			args[i] = "{}"
-		}
-		v, err := json.Marshal(t.Versions)
-		if err != nil {
-			return nil, nil, err
-		}
-		versions[i] = string(v)
-		if t.Versions == nil {
-			versions[i] = "{}"
-		}
-		for _, r := range t.ExclusiveResources {
-			resTask, res, resExclusive = append(resTask, int32(i+1)), append(res, r), append(resExclusive, true)
-		}
-		for _, r := range t.SharedResources {
-			resTask, res, resExclusive = append(resTask, int32(i+1)), append(res, r), append(resExclusive, false)
-		}
-	}
-	if res == nil {
-		res, resTask, resExclusive = []string{}, []int32{}, []bool{}
-	}
-	return ids, []any{ids, names, args, owners, versions, parents, groups, resTask, res, resExclusive}, nil
-}
-
-// inOrder returns tasks in the order of ids.
-func inOrder(ids []uuid.UUID, tasks []*store.Task) []*store.Task {
-	byID := make(map[uuid.UUID]*store.Task, len(tasks))
-	for _, t := range tasks {
-		byID[t.ID] = t
-	}
-	out := make([]*store.Task, 0, len(ids))
-	for _, id := range ids {
-		if t, ok := byID[id]; ok {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
 // Claim implements store.Store.
 func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Task, error) {
 	if p.Limit <= 0 || len(p.Names) == 0 {
@@ -339,8 +270,9 @@ func (s *Store) Finish(ctx context.Context, outcomes []store.Outcome) ([]uuid.UU
 	states := make([]string, n)
 	results := make([]*string, n)
 	errs := make([]*string, n)
+	noRetry := make([]bool, n)
 	for i, o := range outcomes {
-		ids[i], attempts[i], states[i] = o.ID, int32(o.Attempt), string(o.State)
+		ids[i], attempts[i], states[i], noRetry[i] = o.ID, int32(o.Attempt), string(o.State), o.NoRetry
 		if len(o.Result) > 0 {
 			r := string(o.Result)
 			results[i] = &r
@@ -354,7 +286,7 @@ func (s *Store) Finish(ctx context.Context, outcomes []store.Outcome) ([]uuid.UU
 			errs[i] = &e
 		}
 	}
-	rows, err := s.pool.Query(ctx, `SELECT * FROM stint_finish($1, $2, $3, $4, $5)`, ids, attempts, states, results, errs)
+	rows, err := s.pool.Query(ctx, `SELECT * FROM stint_finish($1, $2, $3, $4, $5, $6)`, ids, attempts, states, results, errs, noRetry)
 	if err != nil {
 		return nil, classify(err)
 	}

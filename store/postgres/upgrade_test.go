@@ -59,8 +59,65 @@ func TestUpgradeKeepsQueues(t *testing.T) {
 		tasks[nt.ID] = &task{res: scheduling.Resources{Exclusive: nt.ExclusiveResources, Shared: nt.SharedResources}, state: store.StateWaiting}
 		order = append(order, nt.ID)
 	}
-	if _, err := st.Dispatch(ctx, batch); err != nil {
-		t.Fatal(err)
+	// Version 7's functions, called as a node of that version did: the
+	// store's own calls take the arguments and read the columns of the
+	// newest version.
+	upgraded := false
+	{
+		var ids, names, args, owners, versions []string
+		var parents, groups []*uuid.UUID
+		var resTask []int32
+		var res []string
+		var resExclusive []bool
+		for i, nt := range batch {
+			ids, names, args, owners, versions = append(ids, nt.ID.String()), append(names, nt.Name), append(args, "{}"),
+				append(owners, ""), append(versions, "{}")
+			parents, groups = append(parents, nil), append(groups, nil)
+			for _, r := range nt.ExclusiveResources {
+				resTask, res, resExclusive = append(resTask, int32(i+1)), append(res, r), append(resExclusive, true)
+			}
+			for _, r := range nt.SharedResources {
+				resTask, res, resExclusive = append(resTask, int32(i+1)), append(res, r), append(resExclusive, false)
+			}
+		}
+		if _, err := st.Pool().Exec(ctx, `SELECT count(*) FROM stint_dispatch($1::uuid[], $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			ids, names, args, owners, versions, parents, groups, resTask, res, resExclusive); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claimTasks := func() ([]*store.Task, error) {
+		if upgraded {
+			return st.Claim(ctx, store.ClaimParams{Worker: "w", Names: []string{"test.upgrade"}, Limit: 1000})
+		}
+		rows, err := st.Pool().Query(ctx, `SELECT id, attempt FROM stint_claim('w', '{test.upgrade}', 1000, '{}')`)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out []*store.Task
+		for rows.Next() {
+			var c store.Task
+			if err := rows.Scan(&c.ID, &c.Attempt); err != nil {
+				return nil, err
+			}
+			out = append(out, &c)
+		}
+		return out, rows.Err()
+	}
+	finishTasks := func(outcomes []store.Outcome) error {
+		if upgraded {
+			_, err := st.Finish(ctx, outcomes)
+			return err
+		}
+		var ids []uuid.UUID
+		var attempts []int32
+		var states []string
+		for _, o := range outcomes {
+			ids, attempts, states = append(ids, o.ID), append(attempts, int32(o.Attempt)), append(states, string(o.State))
+		}
+		_, err := st.Pool().Exec(ctx, `SELECT count(*) FROM stint_finish($1, $2, $3, $4, $5)`,
+			ids, attempts, states, make([]*string, len(ids)), make([]*string, len(ids)))
+		return err
 	}
 
 	// claim claims what is runnable, checking it against the rule, and
@@ -78,7 +135,7 @@ func TestUpgradeKeepsQueues(t *testing.T) {
 				earlier = append(earlier, m.res)
 			}
 		}
-		got, err := st.Claim(ctx, store.ClaimParams{Worker: "w", Names: []string{"test.upgrade"}, Limit: 1000})
+		got, err := claimTasks()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +159,7 @@ func TestUpgradeKeepsQueues(t *testing.T) {
 				m.state = store.StateCompleted
 			}
 		}
-		if _, err := st.Finish(ctx, outcomes); err != nil {
+		if err := finishTasks(outcomes); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -113,7 +170,7 @@ func TestUpgradeKeepsQueues(t *testing.T) {
 	claim("version 7, second round")
 	for _, id := range order {
 		if tasks[id].state == store.StateWaiting {
-			if _, err := st.Cancel(ctx, id); err != nil {
+			if _, err := st.Pool().Exec(ctx, `SELECT count(*) FROM stint_cancel($1)`, id); err != nil {
 				t.Fatal(err)
 			}
 			tasks[id].state = store.StateCanceled
@@ -127,6 +184,7 @@ func TestUpgradeKeepsQueues(t *testing.T) {
 	if v, err := st.SchemaVersion(ctx); err != nil || v < 8 {
 		t.Fatalf("schema version %d, %v", v, err)
 	}
+	upgraded = true
 	for round := 0; ; round++ {
 		finish()
 		if claim(fmt.Sprintf("version 8, round %d", round)) == 0 {

@@ -1,5 +1,5 @@
--- stint_cancel cancels one task and returns it: a waiting task ends
--- canceled at once (its queue entries released, what waited behind it
+-- stint_cancel cancels one task and returns it: a scheduled task ends
+-- canceled at once (it holds no queue entries), a waiting task too (its queue entries released, what waited behind it
 -- promoted), a running one becomes canceling and its worker is told on the
 -- stint_cancel channel ("<worker> <id>"); a canceling task is returned as
 -- it is (no change published). A final task raises ST409; a task that
@@ -19,7 +19,14 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    IF st = 'waiting' THEN
+    IF st = 'scheduled' THEN
+        UPDATE stint_tasks SET state = 'canceled', finished_at = clock_timestamp(), updated_at = now()
+        WHERE id = p_id AND state = 'scheduled';
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'task % changed state during cancel', p_id USING ERRCODE = 'serialization_failure';
+        END IF;
+        PERFORM stint_publish_all(ARRAY[p_id], 'canceled');
+    ELSIF st = 'waiting' THEN
         PERFORM stint_lock_resources(res);
         UPDATE stint_tasks SET state = 'canceled', finished_at = clock_timestamp(), updated_at = now()
         WHERE id = p_id AND state = 'waiting';

@@ -27,6 +27,7 @@ DECLARE
     res text[];
     left_running integer;
     left_waiting integer := 0;
+    left_scheduled integer;
 BEGIN
     UPDATE stint_task_groups SET all_tasks_dispatched = true WHERE id = p_id;
     IF NOT FOUND THEN
@@ -51,6 +52,21 @@ BEGIN
         PERFORM pg_notify('stint_cancel', u.worker || ' ' || u.id::text) FROM unnest(workers, ids) AS u(worker, id);
         PERFORM stint_publish_all(ids, 'canceling');
     END IF;
+
+    -- Scheduled tasks: canceled (they are in no queue). A row another
+    -- transaction holds is a task becoming due: it is left to the next
+    -- call, and counted.
+    SELECT array_agg(l.id ORDER BY l.id) INTO ids FROM (
+        SELECT t.id FROM stint_tasks t
+        WHERE t.task_group = p_id AND t.task_group IS NOT NULL AND t.state = 'scheduled'
+        ORDER BY t.id FOR UPDATE SKIP LOCKED) l;
+    IF ids IS NOT NULL THEN
+        UPDATE stint_tasks t SET state = 'canceled', finished_at = clock_timestamp(), updated_at = now()
+        WHERE t.id = ANY (ids);
+        PERFORM stint_publish_all(ids, 'canceled');
+    END IF;
+    SELECT count(*) INTO left_scheduled FROM stint_tasks t
+    WHERE t.task_group = p_id AND t.task_group IS NOT NULL AND t.state = 'scheduled';
 
     -- Waiting tasks: canceled, out of their queues, and what waited behind
     -- them promoted. Their rows are locked without waiting: while this
@@ -81,5 +97,5 @@ BEGIN
 
     SELECT count(*) INTO left_running FROM stint_tasks t
     WHERE t.task_group = p_id AND t.task_group IS NOT NULL AND t.state = 'running';
-    RETURN left_running + left_waiting;
+    RETURN left_running + left_waiting + left_scheduled;
 END $function$;

@@ -1,7 +1,8 @@
 -- stint_claim gives the worker p_worker up to p_limit waiting tasks it can
--- run (one of p_names, versions satisfied by p_versions), in dispatch
--- order, skipping rows other claims hold: each becomes running with the
--- next attempt (its fencing token), and the change is published. A task is
+-- run (one of p_names, versions satisfied by p_versions), in queue order,
+-- skipping rows other claims hold: each becomes running with the next
+-- attempt (its fencing token), without the error and result of an earlier
+-- attempt, and the change is published. A task is
 -- claimable when it is unblocked and, as the second line of defence, every
 -- queue entry of it is within its resource's frontier. The plan settings
 -- keep it on the indexes: the planner's estimates over the array arguments
@@ -23,7 +24,7 @@ BEGIN
     WITH claimed AS (
         UPDATE stint_tasks t
         SET state = 'running', worker = p_worker, attempt = t.attempt + 1,
-            started_at = clock_timestamp(), updated_at = now()
+            started_at = clock_timestamp(), updated_at = now(), error = NULL, result = NULL
         FROM (
             SELECT c.id FROM stint_tasks c
             WHERE c.state = 'waiting' AND c.unblocked_at IS NOT NULL AND c.name = ANY (p_names)

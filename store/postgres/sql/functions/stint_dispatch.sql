@@ -1,11 +1,16 @@
 -- stint_dispatch inserts tasks (the i-th of each array is task i; p_res_task,
 -- p_res and p_res_exclusive list the resource entries, by task index) and
--- returns them in order. Tasks without resources or a group take one plain
+-- returns them in order. A task whose p_scheduled time is after the
+-- database's now is inserted scheduled, out of every queue (EnqueueDue
+-- queues it when it is due), and signalled on stint_due; the others wait.
+-- p_scheduled, p_retries, p_unique_keys and p_retry_of may be NULL arrays
+-- (no task sets them). Unique keys are checked before, by
+-- stint_unique_tasks. Tasks without resources or a group take one plain
 -- insert. Otherwise the groups are checked (a sealed group takes only
 -- children of its own incomplete tasks: STSLD), the resources locked in
 -- name order, sequence numbers taken after the locks (so that on each
 -- resource they agree with commit order), and each queue entry judged
--- against its queue's counters in one statement. Workers are woken when a
+-- against its queue's counters (stint_enqueue). Workers are woken when a
 -- task is runnable, and the new tasks are published as waiting.
 --
 -- plan_cache_mode: the general statement got a custom plan on every call,
@@ -13,7 +18,7 @@
 -- (581 against 1,048 dispatches/s for one caller with 1 exclusive and 1
 -- shared resource, docs/benchmarks.md, 2026-12-06); the generic plan
 -- (index lookups per entry) suits every size.
-CREATE OR REPLACE FUNCTION stint_dispatch(p_ids uuid[], p_names text[], p_args text[], p_owners text[], p_versions text[], p_parents uuid[], p_groups uuid[], p_res_task integer[], p_res text[], p_res_exclusive boolean[])
+CREATE OR REPLACE FUNCTION stint_dispatch(p_ids uuid[], p_names text[], p_args text[], p_owners text[], p_versions text[], p_parents uuid[], p_groups uuid[], p_res_task integer[], p_res text[], p_res_exclusive boolean[], p_scheduled timestamptz[], p_retries text[], p_unique_keys text[], p_retry_of uuid[])
  RETURNS SETOF stint_tasks
  LANGUAGE plpgsql
  SET jit TO 'off'
@@ -21,24 +26,49 @@ CREATE OR REPLACE FUNCTION stint_dispatch(p_ids uuid[], p_names text[], p_args t
 AS $function$
 DECLARE
     seqs bigint[];
+    blocked integer[];
     runnable integer;
     sealed uuid;
+    now_ts timestamptz := clock_timestamp();
+    later boolean[];   -- per task: scheduled, not queued now
+    any_later boolean := false;
+    q_task integer[] := p_res_task;
+    q_res text[] := p_res;
+    q_excl boolean[] := p_res_exclusive;
 BEGIN
+    IF p_scheduled IS NOT NULL THEN
+        SELECT array_agg(coalesce(p_scheduled[i] > now_ts, false) ORDER BY i), bool_or(coalesce(p_scheduled[i] > now_ts, false))
+        INTO later, any_later
+        FROM generate_series(1, cardinality(p_ids)) AS i;
+    END IF;
     -- The common case, a task (or a batch) with no resources and no group:
     -- nothing to lock, nothing to judge, one insert. The general statement
     -- below is planned afresh on every call (a custom plan over its arrays),
     -- which alone costs more than the insert of one task.
     IF cardinality(p_res) = 0 AND cardinality(array_remove(p_groups, NULL)) = 0 THEN
         RETURN QUERY
-        INSERT INTO stint_tasks (id, seq, name, state, args, owner, versions, parent_task, unblocked_at)
-        SELECT u.id, nextval('stint_task_seq'), u.name, 'waiting', u.args::jsonb, u.owner,
-            u.versions::jsonb, u.parent, clock_timestamp()
+        INSERT INTO stint_tasks (id, seq, name, state, args, owner, versions, parent_task, unblocked_at,
+            scheduled_at, retry, unique_key, retry_of)
+        SELECT u.id, nextval('stint_task_seq'), u.name,
+            CASE WHEN coalesce(later[u.i], false) THEN 'scheduled' ELSE 'waiting' END,
+            u.args::jsonb, u.owner, u.versions::jsonb, u.parent,
+            CASE WHEN NOT coalesce(later[u.i], false) THEN clock_timestamp() END,
+            p_scheduled[u.i], p_retries[u.i]::jsonb, p_unique_keys[u.i], p_retry_of[u.i]
         FROM unnest(p_ids, p_names, p_args, p_owners, p_versions, p_parents)
             WITH ORDINALITY AS u(id, name, args, owner, versions, parent, i)
         ORDER BY u.i
         RETURNING *;
-        PERFORM pg_notify('stint_wake', '');
-        PERFORM stint_publish_all(p_ids, 'waiting');
+        IF any_later THEN
+            PERFORM stint_publish(array_agg(p_ids[i]::text || CASE WHEN later[i] THEN ' scheduled' ELSE ' waiting' END))
+            FROM generate_series(1, cardinality(p_ids)) AS i;
+            PERFORM pg_notify('stint_due', '');
+            IF NOT (true = ALL (later)) THEN
+                PERFORM pg_notify('stint_wake', '');
+            END IF;
+        ELSE
+            PERFORM pg_notify('stint_wake', '');
+            PERFORM stint_publish_all(p_ids, 'waiting');
+        END IF;
         RETURN;
     END IF;
     -- The groups named, locked FOR SHARE in id order before the resources
@@ -61,42 +91,23 @@ BEGIN
         END IF;
     END IF;
 
-    PERFORM stint_lock_resources(p_res);
+    -- Scheduled tasks are queued later: their entries are left out now.
+    IF any_later THEN
+        SELECT coalesce(array_agg(e.task ORDER BY e.o), '{}'), coalesce(array_agg(e.res ORDER BY e.o), '{}'),
+            coalesce(array_agg(e.excl ORDER BY e.o), '{}')
+        INTO q_task, q_res, q_excl
+        FROM unnest(p_res_task, p_res, p_res_exclusive) WITH ORDINALITY AS e(task, res, excl, o)
+        WHERE NOT later[e.task];
+    END IF;
+    PERFORM stint_lock_resources(q_res);
     -- Sequence numbers are taken after the locks, so that on each resource
     -- they agree with commit order.
     SELECT array_agg(v ORDER BY v) INTO seqs
     FROM (SELECT nextval('stint_task_seq') AS v FROM generate_series(1, cardinality(p_ids))) s;
+    blocked := stint_enqueue(p_ids, seqs, q_task, q_res, q_excl);
 
     RETURN QUERY
-    WITH entries AS (
-        SELECT e.task, e.res, e.excl, seqs[e.task] AS seq,
-            row_number() OVER w AS pos,
-            count(*) FILTER (WHERE e.excl) OVER w AS exclusive_so_far
-        FROM unnest(p_res_task, p_res, p_res_exclusive) AS e(task, res, excl)
-        WINDOW w AS (PARTITION BY e.res ORDER BY e.task ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-    ), judged AS (
-        SELECT en.task, en.res, en.excl, en.seq,
-            r.waiting = 0 AND ((r.holders = 0 AND en.pos = 1)
-                OR (NOT r.exclusive_held AND en.exclusive_so_far = 0)) AS ready
-        FROM entries en JOIN stint_resources r ON r.name = en.res
-    ), queued AS (
-        INSERT INTO stint_task_resources (resource, seq, task_id, exclusive)
-        SELECT j.res, j.seq, p_ids[j.task], j.excl FROM judged j
-    ), counted AS (
-        UPDATE stint_resources r
-        SET holders = r.holders + c.ready, waiting = r.waiting + c.waiting,
-            exclusive_held = r.exclusive_held OR c.exclusive_ready,
-            frontier = greatest(r.frontier, c.last_ready)
-        FROM (SELECT j.res,
-                  count(*) FILTER (WHERE j.ready)::integer AS ready,
-                  count(*) FILTER (WHERE NOT j.ready)::integer AS waiting,
-                  coalesce(bool_or(j.excl) FILTER (WHERE j.ready), false) AS exclusive_ready,
-                  coalesce(max(j.seq) FILTER (WHERE j.ready), 0) AS last_ready
-              FROM judged j GROUP BY j.res) c
-        WHERE r.name = c.res
-    ), blocked AS (
-        SELECT j.task, count(*) FILTER (WHERE NOT j.ready)::integer AS c FROM judged j GROUP BY j.task
-    ), lists AS (
+    WITH lists AS (
         SELECT e.task,
             coalesce(array_agg(e.res ORDER BY e.res) FILTER (WHERE e.excl), '{}') AS exclusive,
             coalesce(array_agg(e.res ORDER BY e.res) FILTER (WHERE NOT e.excl), '{}') AS shared
@@ -104,13 +115,15 @@ BEGIN
         GROUP BY e.task
     )
     INSERT INTO stint_tasks (id, seq, name, state, args, owner, exclusive_resources, shared_resources,
-        versions, parent_task, task_group, blocked_count, unblocked_at)
-    SELECT p_ids[i], seqs[i], p_names[i], 'waiting', p_args[i]::jsonb, p_owners[i],
+        versions, parent_task, task_group, blocked_count, unblocked_at, scheduled_at, retry, unique_key, retry_of)
+    SELECT p_ids[i], seqs[i], p_names[i],
+        CASE WHEN coalesce(later[i], false) THEN 'scheduled' ELSE 'waiting' END,
+        p_args[i]::jsonb, p_owners[i],
         coalesce(l.exclusive, '{}'), coalesce(l.shared, '{}'),
         p_versions[i]::jsonb, p_parents[i], p_groups[i],
-        coalesce(b.c, 0), CASE WHEN coalesce(b.c, 0) = 0 THEN clock_timestamp() END
+        blocked[i], CASE WHEN blocked[i] = 0 AND NOT coalesce(later[i], false) THEN clock_timestamp() END,
+        p_scheduled[i], p_retries[i]::jsonb, p_unique_keys[i], p_retry_of[i]
     FROM generate_series(1, cardinality(p_ids)) AS i
-    LEFT JOIN blocked b ON b.task = i
     LEFT JOIN lists l ON l.task = i
     ORDER BY i
     RETURNING *;
@@ -120,5 +133,11 @@ BEGIN
     IF runnable > 0 THEN
         PERFORM pg_notify('stint_wake', '');
     END IF;
-    PERFORM stint_publish_all(p_ids, 'waiting');
+    IF any_later THEN
+        PERFORM stint_publish(array_agg(p_ids[i]::text || CASE WHEN later[i] THEN ' scheduled' ELSE ' waiting' END))
+        FROM generate_series(1, cardinality(p_ids)) AS i;
+        PERFORM pg_notify('stint_due', '');
+    ELSE
+        PERFORM stint_publish_all(p_ids, 'waiting');
+    END IF;
 END $function$;

@@ -1,10 +1,10 @@
--- stint_dispatch_immediate dispatches one task (stint_dispatch's first ten
+-- stint_dispatch_immediate dispatches one task (stint_dispatch's
 -- arguments) and, when it is runnable at once for the worker p_worker
 -- (unblocked, versions satisfied, every queue entry granted), claims it in
 -- the same transaction for an inline run. Otherwise a deferred task is
 -- left waiting for any worker, and another ends skipped, its queue entries
 -- released.
-CREATE OR REPLACE FUNCTION stint_dispatch_immediate(p_ids uuid[], p_names text[], p_args text[], p_owners text[], p_versions text[], p_parents uuid[], p_groups uuid[], p_res_task integer[], p_res text[], p_res_exclusive boolean[], p_worker text, p_deferred boolean)
+CREATE OR REPLACE FUNCTION stint_dispatch_immediate(p_ids uuid[], p_names text[], p_args text[], p_owners text[], p_versions text[], p_parents uuid[], p_groups uuid[], p_res_task integer[], p_res text[], p_res_exclusive boolean[], p_scheduled timestamptz[], p_retries text[], p_unique_keys text[], p_retry_of uuid[], p_worker text, p_deferred boolean)
  RETURNS SETOF stint_tasks
  LANGUAGE plpgsql
  SET jit TO 'off'
@@ -16,7 +16,10 @@ BEGIN
         RAISE EXCEPTION 'stint_dispatch_immediate takes one task, not %', cardinality(p_ids);
     END IF;
     SELECT * INTO t FROM stint_dispatch(p_ids, p_names, p_args, p_owners, p_versions,
-        p_parents, p_groups, p_res_task, p_res, p_res_exclusive);
+        p_parents, p_groups, p_res_task, p_res, p_res_exclusive, p_scheduled, p_retries, p_unique_keys, p_retry_of);
+    IF t.state = 'scheduled' THEN
+        RAISE EXCEPTION 'an immediate task cannot be scheduled' USING ERRCODE = '22023';
+    END IF;
     IF t.unblocked_at IS NOT NULL
        AND (t.versions = '{}'::jsonb OR stint_versions_ok(t.versions,
             (SELECT w.versions FROM stint_workers w WHERE w.name = p_worker)))

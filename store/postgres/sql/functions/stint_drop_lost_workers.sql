@@ -2,7 +2,9 @@
 -- is older than p_missing_after, or that registered a session lock that no
 -- session holds any more (the error of their tasks says which of the two
 -- it was), ends their running tasks dropped (and their canceling ones
--- canceled), releases those tasks' queue entries and removes the workers.
+-- canceled; a task whose retry policy retries dropped runs is scheduled
+-- for its next attempt instead), releases those tasks' queue entries and
+-- removes the workers.
 -- Tasks still running under a worker that is not in the list at all (it
 -- was found lost while one of its claims was in flight, then died before
 -- it could register again) are orphans: they end as a lost worker's do,
@@ -73,20 +75,37 @@ BEGIN
           AND (t.worker = ANY (listed) OR t.started_at < now() - p_missing_after)
         ORDER BY t.id
         FOR UPDATE
-    ), ended AS (
-        UPDATE stint_tasks t
-        SET state = CASE WHEN t.state = 'canceling' THEN 'canceled' ELSE 'dropped' END,
-            error = jsonb_build_object(
+    ), judged AS (
+        -- A running task whose policy retries dropped runs, with attempts
+        -- left, is scheduled for its next attempt instead of ending.
+        SELECT t.id, lost.name, stint_retry_due(t.retry, t.attempts, t.state, 'dropped', false) AS again,
+            jsonb_build_object(
                 'kind', 'worker-lost',
                 'description', format('%s; %s', lost.reason,
                     CASE WHEN t.state = 'canceling'
                         THEN 'the task, which was being canceled, was canceled'
-                        ELSE 'the task was dropped' END)),
-            finished_at = clock_timestamp(), updated_at = now()
-        FROM victims, lost
-        WHERE t.id = victims.id AND lost.name = t.worker
-          AND t.state IN ('running', 'canceling')
-        RETURNING t.id, t.state, t.worker
+                        ELSE 'the task was dropped' END)) AS error
+        FROM victims JOIN stint_tasks t ON t.id = victims.id JOIN lost ON lost.name = t.worker
+    ), ended AS (
+        UPDATE stint_tasks t
+        SET state = CASE WHEN j.again THEN 'scheduled' WHEN t.state = 'canceling' THEN 'canceled' ELSE 'dropped' END,
+            error = j.error,
+            finished_at = CASE WHEN j.again THEN NULL ELSE clock_timestamp() END,
+            updated_at = now(),
+            attempts = CASE WHEN j.again
+                THEN t.attempts || jsonb_build_array(jsonb_build_object(
+                    'number', jsonb_array_length(t.attempts) + 1, 'state', 'dropped',
+                    'started_at', t.started_at, 'finished_at', clock_timestamp(),
+                    'worker', t.worker, 'error', j.error))
+                ELSE t.attempts END,
+            scheduled_at = CASE WHEN j.again
+                THEN clock_timestamp() + stint_retry_delay(t.retry, jsonb_array_length(t.attempts) + 1)
+                ELSE t.scheduled_at END,
+            started_at = CASE WHEN j.again THEN NULL ELSE t.started_at END,
+            worker = CASE WHEN j.again THEN NULL ELSE t.worker END
+        FROM judged j
+        WHERE t.id = j.id AND t.state IN ('running', 'canceling')
+        RETURNING t.id, t.state, j.name AS worker
     )
     SELECT coalesce(array_agg(e.id ORDER BY e.id), '{}'),
            coalesce(array_agg(e.id::text || ' ' || e.state ORDER BY e.id), '{}'),
@@ -97,6 +116,9 @@ BEGIN
     IF cardinality(tasks) > 0 THEN
         PERFORM stint_release(tasks);
         PERFORM stint_publish(changes);
+        IF EXISTS (SELECT 1 FROM unnest(changes) AS c WHERE c LIKE '% scheduled') THEN
+            PERFORM pg_notify('stint_due', '');
+        END IF;
     END IF;
     DELETE FROM stint_workers WHERE name = ANY (listed);
     -- Each listed worker is reported by the one call that locked its row;

@@ -3,9 +3,13 @@
 -- outcome whose attempt is not the task's current one (a stale fencing
 -- token) changes nothing. The rows are locked in id order, the lock order
 -- of running tasks: the outcomes are joined in id order to the primary
--- key, one row at a time. The queue entries of the ended tasks are
--- released and the changes published.
-CREATE OR REPLACE FUNCTION stint_finish(p_ids uuid[], p_attempts integer[], p_states text[], p_results text[], p_errors text[])
+-- key, one row at a time. A failed (or dropped) run of a task whose retry
+-- policy has attempts left (stint_retry_due) does not end it: the run is
+-- appended to its attempts, and the task is scheduled for its next attempt
+-- (stint_retry_delay from now), without a worker, signalled on stint_due.
+-- The queue entries of the tasks ended or scheduled are released and the
+-- changes published.
+CREATE OR REPLACE FUNCTION stint_finish(p_ids uuid[], p_attempts integer[], p_states text[], p_results text[], p_errors text[], p_no_retry boolean[])
  RETURNS SETOF uuid
  LANGUAGE plpgsql
  SET enable_seqscan TO 'off'
@@ -25,11 +29,34 @@ BEGIN
     -- and seq), which are released without reading the rows again.
     WITH finished AS (
         UPDATE stint_tasks t
-        SET state = CASE WHEN t.state = 'canceling' AND o.state <> 'dropped' THEN 'canceled' ELSE o.state END,
-            result = o.result::jsonb, error = o.error::jsonb,
-            finished_at = clock_timestamp(), updated_at = now()
-        FROM (SELECT u.id, u.attempt, u.state, u.result, u.error
-              FROM unnest(p_ids, p_attempts, p_states, p_results, p_errors) AS u(id, attempt, state, result, error)
+        SET state = CASE
+                WHEN t.state = 'canceling' AND o.state <> 'dropped' THEN 'canceled'
+                WHEN stint_retry_due(t.retry, t.attempts, t.state, o.state, o.no_retry) THEN 'scheduled'
+                ELSE o.state END,
+            result = CASE WHEN stint_retry_due(t.retry, t.attempts, t.state, o.state, o.no_retry)
+                THEN NULL ELSE o.result::jsonb END,
+            error = o.error::jsonb,
+            finished_at = CASE WHEN stint_retry_due(t.retry, t.attempts, t.state, o.state, o.no_retry)
+                THEN NULL ELSE clock_timestamp() END,
+            updated_at = now(),
+            -- Retried: the run becomes an attempt, and the task has no
+            -- worker until its next claim.
+            attempts = CASE WHEN stint_retry_due(t.retry, t.attempts, t.state, o.state, o.no_retry)
+                THEN t.attempts || jsonb_build_array(jsonb_build_object(
+                    'number', jsonb_array_length(t.attempts) + 1, 'state', o.state,
+                    'started_at', t.started_at, 'finished_at', clock_timestamp(),
+                    'worker', t.worker, 'error', o.error::jsonb))
+                ELSE t.attempts END,
+            scheduled_at = CASE WHEN stint_retry_due(t.retry, t.attempts, t.state, o.state, o.no_retry)
+                THEN clock_timestamp() + stint_retry_delay(t.retry, jsonb_array_length(t.attempts) + 1)
+                ELSE t.scheduled_at END,
+            started_at = CASE WHEN stint_retry_due(t.retry, t.attempts, t.state, o.state, o.no_retry)
+                THEN NULL ELSE t.started_at END,
+            worker = CASE WHEN stint_retry_due(t.retry, t.attempts, t.state, o.state, o.no_retry)
+                THEN NULL ELSE t.worker END
+        FROM (SELECT u.id, u.attempt, u.state, u.result, u.error, u.no_retry
+              FROM unnest(p_ids, p_attempts, p_states, p_results, p_errors, p_no_retry)
+                  AS u(id, attempt, state, result, error, no_retry)
               ORDER BY u.id) o
         WHERE t.id = o.id AND t.attempt = o.attempt AND t.state IN ('running', 'canceling')
         RETURNING t.id, t.state, t.seq, t.exclusive_resources || t.shared_resources AS resources
@@ -50,5 +77,8 @@ BEGIN
         PERFORM stint_dequeue(res, seqs);
     END IF;
     PERFORM stint_publish(changes);
+    IF EXISTS (SELECT 1 FROM unnest(changes) AS c WHERE c LIKE '% scheduled') THEN
+        PERFORM pg_notify('stint_due', '');
+    END IF;
     RETURN QUERY SELECT unnest(done);
 END $function$;
