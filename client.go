@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -60,8 +61,22 @@ type DispatchRequest struct {
 	Versions map[string]string
 	// TaskGroup puts the task in a group.
 	TaskGroup *uuid.UUID
+	// ScheduledAt, when set and later than now by the database's clock,
+	// makes the task scheduled until then: it holds no place in any
+	// resource queue and blocks nothing, and enters its queues when it is
+	// due (see In). The zero time, or a time passed, dispatches it now.
+	ScheduledAt time.Time
+	// Retry overrides the task type's retry policy (see Retry); a
+	// MaxAttempts of 1 turns retries off.
+	Retry *RetryPolicy
+	// UniqueKey, when set: while an incomplete task (scheduled, waiting,
+	// running or canceling) of the same Owner and Name has this key, the
+	// dispatch creates no task and returns that one, with Deduplicated set.
+	// The same limits as a resource name.
+	UniqueKey string
 
-	parent *uuid.UUID
+	parent  *uuid.UUID
+	retryOf *uuid.UUID
 }
 
 // ValidationError is a dispatch the client refused. Field names the request
@@ -145,6 +160,33 @@ func (c *Client) CancelTask(ctx context.Context, id uuid.UUID) (*Task, error) {
 	return c.store.Cancel(ctx, id)
 }
 
+// RetryTask dispatches a task again (a manual re-run): a new task with
+// the failed, dropped or canceled task's name, args, resources, versions,
+// group, unique key and owner, linked to it (Task.RetryOf), and the task
+// type's retry policy as it is now. It returns the new task;
+// store.ErrNotFound, store.ErrNotFinal for a task still incomplete, or a
+// *ValidationError for a task that completed or was skipped (there is
+// nothing to run again) or whose type is no longer registered.
+func (c *Client) RetryTask(ctx context.Context, id uuid.UUID) (*Task, error) {
+	t, err := c.store.Task(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	switch t.State {
+	case store.StateFailed, store.StateDropped, store.StateCanceled:
+	case store.StateCompleted, store.StateSkipped:
+		return nil, &ValidationError{Index: -1, Field: "state", Message: fmt.Sprintf("the task is %s: only a failed, dropped or canceled task is retried", t.State)}
+	default:
+		return nil, fmt.Errorf("task %s is %s: %w", id, t.State, store.ErrNotFinal)
+	}
+	orig := t.ID
+	return c.Dispatch(ctx, DispatchRequest{
+		Name: t.Name, Args: t.Args, Owner: t.Owner,
+		ExclusiveResources: t.ExclusiveResources, SharedResources: t.SharedResources,
+		Versions: t.Versions, TaskGroup: t.TaskGroup, UniqueKey: t.UniqueKey, retryOf: &orig,
+	})
+}
+
 // Cancel is CancelTask.
 //
 // Deprecated: use CancelTask, the name the HTTP client (package client)
@@ -197,15 +239,30 @@ func (c *Client) prepare(r DispatchRequest, index int) (store.NewTask, error) {
 			return nt, bad("versions."+comp, "%v", err)
 		}
 	}
+	retry, ferr := tt.retryPolicy(r.Retry)
+	if ferr != nil {
+		return nt, bad("retry."+ferr.field, "%s", ferr.msg)
+	}
+	if r.UniqueKey != "" {
+		if msg := resourceProblem(r.UniqueKey); msg != "" {
+			return nt, bad("unique_key", "%s", strings.Replace(msg, "resource", "key", 1))
+		}
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nt, err
 	}
-	return store.NewTask{
+	nt = store.NewTask{
 		ID: id, Name: r.Name, Args: args, Owner: r.Owner,
 		ExclusiveResources: exclusive, SharedResources: shared,
 		Versions: r.Versions, ParentTask: r.parent, TaskGroup: r.TaskGroup,
-	}, nil
+		Retry: retry, UniqueKey: r.UniqueKey, RetryOf: r.retryOf,
+	}
+	if !r.ScheduledAt.IsZero() {
+		at := r.ScheduledAt.UTC()
+		nt.ScheduledAt = &at
+	}
+	return nt, nil
 }
 
 func encodeArgs(a any) (json.RawMessage, error) {

@@ -24,6 +24,10 @@ type taskOptions struct {
 	adminOnly bool
 	// exclusive are resources every task of the type holds exclusively.
 	exclusive []string
+	// retry is the type's retry policy (see Retry); nil: none.
+	retry *RetryPolicy
+	// retryDropped: dropped runs are retried too (see RetryDropped).
+	retryDropped bool
 }
 
 // CleanupFunc undoes what a run created. It gets the run's

@@ -60,8 +60,8 @@ type TaskFunc[A, R any] func(ctx context.Context, run *Run, args A) (R, error)
 //
 // Options set the task type's isolation (InChildProcess), timeout
 // (WithTimeout), cleanup hook (WithCleanup), who may dispatch it over the
-// API (AdminOnly) and the resources each of its tasks holds
-// (WithExclusiveResources).
+// API (AdminOnly), the resources each of its tasks holds
+// (WithExclusiveResources) and its retries (Retry, RetryDropped).
 //
 // Register panics if name is malformed or already registered: both are
 // programming errors, found at start-up.
@@ -198,13 +198,14 @@ type Error struct {
 func (e *Error) Error() string { return e.Kind + ": " + e.Description }
 
 func errorOf(err error) *store.TaskError {
+	noRetry := isNoRetry(err)
 	var te *Error
 	if errors.As(err, &te) {
-		return &store.TaskError{Kind: te.Kind, Description: te.Description}
+		return &store.TaskError{Kind: te.Kind, Description: te.Description, NoRetry: noRetry}
 	}
 	kind := ErrorKind
 	if errors.Is(err, context.Canceled) {
 		kind = CanceledKind
 	}
-	return &store.TaskError{Kind: kind, Description: err.Error()}
+	return &store.TaskError{Kind: kind, Description: err.Error(), NoRetry: noRetry}
 }

@@ -21,6 +21,7 @@ type Metrics struct {
 	registry   *prometheus.Registry
 	dispatched *prometheus.CounterVec
 	finished   *prometheus.CounterVec
+	retries    *prometheus.CounterVec
 	runSeconds *prometheus.HistogramVec
 }
 
@@ -39,13 +40,17 @@ func New(st store.Store, missingAfter time.Duration) *Metrics {
 			Name: "stint_tasks_finished_total",
 			Help: "Tasks run by this process that ended, by task name and final state.",
 		}, []string{"name", "state"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stint_task_retries_total",
+			Help: "Runs of this process that failed (or were dropped) and whose tasks were scheduled for another attempt, by task name.",
+		}, []string{"name"}),
 		runSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "stint_task_run_seconds",
 			Help:    "Run time of the tasks this process ran, from start to end, by task name and final state.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10), // 1 ms to about 4 min
 		}, []string{"name", "state"}),
 	}
-	m.registry.MustRegister(m.dispatched, m.finished, m.runSeconds,
+	m.registry.MustRegister(m.dispatched, m.finished, m.retries, m.runSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if st != nil {
 		m.registry.MustRegister(&storeCollector{store: st, missingAfter: missingAfter})
@@ -61,9 +66,16 @@ func (m *Metrics) Dispatched(name string, n int) {
 	m.dispatched.WithLabelValues(name).Add(float64(n))
 }
 
-// Finished counts a task this process ran and its run time.
+// Finished counts a task this process ran and its run time. A run whose
+// task is retried (state StateScheduled) counts as a retry, its run time
+// under the state "retried".
 func (m *Metrics) Finished(name string, state store.State, run time.Duration) {
 	if m == nil {
+		return
+	}
+	if state == store.StateScheduled {
+		m.retries.WithLabelValues(name).Inc()
+		m.runSeconds.WithLabelValues(name, "retried").Observe(run.Seconds())
 		return
 	}
 	m.finished.WithLabelValues(name, string(state)).Inc()

@@ -66,7 +66,8 @@ type Config struct {
 	// hooks.
 	Cleanup func(ctx context.Context, ids []uuid.UUID)
 	// Finished, if set, is called after each run this worker ends, with
-	// the task's name, the state it ended in and how long it ran.
+	// the task's name, the state it ended in (StateScheduled for a run
+	// whose task is retried) and how long it ran.
 	Finished func(name string, state store.State, run time.Duration)
 }
 
@@ -215,6 +216,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	dues, err := w.store.DueSignals(bg)
+	if err != nil {
+		return err
+	}
 
 	var loops sync.WaitGroup
 	finisherDone := make(chan struct{})
@@ -230,7 +235,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 
 	var tasks sync.WaitGroup
-	w.claimLoop(ctx, wakeups, &tasks)
+	w.claimLoop(ctx, wakeups, dues, &tasks)
 	w.shutdown(&tasks)
 	w.outMu.Lock()
 	w.outClosed = true
@@ -267,14 +272,39 @@ func (w *Worker) free() int {
 	return w.cfg.Concurrency - len(w.running)
 }
 
-// claimLoop claims and starts tasks until ctx ends.
-func (w *Worker) claimLoop(ctx context.Context, wakeups <-chan struct{}, tasks *sync.WaitGroup) {
+// dueBatch is the most scheduled tasks one EnqueueDue makes waiting; when
+// it makes that many, the worker calls it again at once.
+const dueBatch = 1000
+
+// dueSafetyPolls: every this many polls, the worker looks for due tasks
+// even though no signal or timer told it to (signals may be lost).
+const dueSafetyPolls = 10
+
+// claimLoop claims and starts tasks until ctx ends. It also makes
+// scheduled tasks waiting when they are due: it asks the store (EnqueueDue)
+// at start, whenever a task was scheduled anywhere (DueSignals), at the
+// nearest due time the store gave it (a timer), and every dueSafetyPolls
+// polls.
+func (w *Worker) claimLoop(ctx context.Context, wakeups, dues <-chan struct{}, tasks *sync.WaitGroup) {
 	poll := time.NewTicker(w.cfg.PollInterval)
 	defer poll.Stop()
+	due := time.NewTimer(time.Hour)
+	defer due.Stop()
+	checkDue := true // there may be due tasks
+	polls := 0
 	more := true // there may be runnable tasks
 	for {
 		if ctx.Err() != nil {
 			return // a stopping worker takes no more tasks
+		}
+		if checkDue {
+			checkDue = false
+			if n, err := w.enqueueDue(ctx, due); err != nil {
+				w.log.Warn("enqueueing due tasks failed", "error", err)
+			} else if n > 0 {
+				more = true
+				checkDue = n == dueBatch
+			}
 		}
 		if free := w.free(); more && free > 0 {
 			limit := min(free, w.cfg.ClaimBatch)
@@ -293,6 +323,9 @@ func (w *Worker) claimLoop(ctx context.Context, wakeups <-chan struct{}, tasks *
 				}
 			}
 		}
+		if checkDue {
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -301,11 +334,40 @@ func (w *Worker) claimLoop(ctx context.Context, wakeups <-chan struct{}, tasks *
 				wakeups = nil
 			}
 			more = true
+		case _, ok := <-dues:
+			if !ok {
+				dues = nil
+			}
+			checkDue = true
+		case <-due.C:
+			checkDue = true
 		case <-w.freed:
 		case <-poll.C:
 			more = true
+			polls++
+			checkDue = polls%dueSafetyPolls == 0
 		}
 	}
+}
+
+// enqueueDue makes the due scheduled tasks waiting, within the call
+// timeout, and sets timer to the nearest due time of those still
+// scheduled (by the store's clock, so that a worker's own clock does not
+// matter). It returns how many it made waiting.
+func (w *Worker) enqueueDue(ctx context.Context, timer *time.Timer) (int, error) {
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	defer cancel()
+	due, err := w.store.EnqueueDue(cctx, dueBatch)
+	if err != nil {
+		return 0, err
+	}
+	timer.Stop()
+	if due.NextIn >= 0 {
+		// A millisecond late rather than early: a timer that fires before
+		// the store's clock reaches the time finds nothing due.
+		timer.Reset(due.NextIn + time.Millisecond)
+	}
+	return due.Enqueued, nil
 }
 
 // claim claims up to limit tasks, within the call timeout, and starts
@@ -373,7 +435,11 @@ func (w *Worker) start(t *store.Task, tasks *sync.WaitGroup) {
 				"the worker shut down and stopped the task after its grace period (%v)", w.cfg.ShutdownGrace)}
 		}
 		if w.report(outcome) && w.cfg.Finished != nil {
-			w.cfg.Finished(t.Name, outcome.State, ran)
+			state := outcome.State
+			if t.RetriedBy(outcome) {
+				state = store.StateScheduled
+			}
+			w.cfg.Finished(t.Name, state, ran)
 		}
 		w.mu.Lock()
 		delete(w.running, t.ID)
@@ -410,6 +476,7 @@ func Execute(ctx context.Context, st store.Store, t *store.Task, h Handler, log 
 	outcome := store.Outcome{ID: t.ID, Attempt: t.Attempt, State: store.StateCompleted, Result: result}
 	if taskErr != nil {
 		outcome.State, outcome.Result, outcome.Error = store.StateFailed, nil, taskErr
+		outcome.NoRetry = taskErr.NoRetry
 		if ctx.Err() != nil {
 			outcome.State = store.StateCanceled
 		}
