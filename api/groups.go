@@ -38,7 +38,10 @@ func (s *Server) createTaskGroup(w http.ResponseWriter, r *http.Request) {
 			case !s.mayDispatch(w, r, fmt.Sprintf("tasks[%d].name", i), t.Name):
 				return
 			}
-			req.Tasks[i] = s.dispatchRequest(r, t)
+			var err error
+			if req.Tasks[i], err = s.dispatchRequest(r, t, i); s.refuseDispatch(w, r, err) {
+				return
+			}
 		}
 	}
 	group, created, err := s.client.CreateTaskGroup(r.Context(), req)

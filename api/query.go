@@ -63,12 +63,14 @@ var taskFilters = map[string]filterParser{
 		f.TaskGroup, err = parseRef(v, apiv1.ParseTaskGroupRef)
 		return
 	},
-	"created_at__gte":  timeFilter(func(f *store.TaskFilter) **time.Time { return &f.CreatedGTE }),
-	"created_at__lte":  timeFilter(func(f *store.TaskFilter) **time.Time { return &f.CreatedLTE }),
-	"started_at__gte":  timeFilter(func(f *store.TaskFilter) **time.Time { return &f.StartedGTE }),
-	"started_at__lte":  timeFilter(func(f *store.TaskFilter) **time.Time { return &f.StartedLTE }),
-	"finished_at__gte": timeFilter(func(f *store.TaskFilter) **time.Time { return &f.FinishedGTE }),
-	"finished_at__lte": timeFilter(func(f *store.TaskFilter) **time.Time { return &f.FinishedLTE }),
+	"created_at__gte":   timeFilter(func(f *store.TaskFilter) **time.Time { return &f.CreatedGTE }),
+	"created_at__lte":   timeFilter(func(f *store.TaskFilter) **time.Time { return &f.CreatedLTE }),
+	"started_at__gte":   timeFilter(func(f *store.TaskFilter) **time.Time { return &f.StartedGTE }),
+	"started_at__lte":   timeFilter(func(f *store.TaskFilter) **time.Time { return &f.StartedLTE }),
+	"finished_at__gte":  timeFilter(func(f *store.TaskFilter) **time.Time { return &f.FinishedGTE }),
+	"finished_at__lte":  timeFilter(func(f *store.TaskFilter) **time.Time { return &f.FinishedLTE }),
+	"scheduled_at__gte": timeFilter(func(f *store.TaskFilter) **time.Time { return &f.ScheduledGTE }),
+	"scheduled_at__lte": timeFilter(func(f *store.TaskFilter) **time.Time { return &f.ScheduledLTE }),
 }
 
 // parseTaskFilter turns the query of GET /tasks into a filter. Its errors

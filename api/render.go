@@ -160,7 +160,38 @@ func (s *Server) renderTask(t *store.Task, workers map[string]store.WorkerInfo) 
 	for i, e := range t.NonFatalErrors {
 		a.NonFatalErrors[i] = apiv1.TaskError(e)
 	}
+	a.ScheduledAt = apiv1.NewTime(t.ScheduledAt)
+	if t.Retry != nil {
+		a.Retry = &apiv1.Retry{MaxAttempts: t.Retry.MaxAttempts, InitialDelay: t.Retry.InitialDelay.String(),
+			MaxDelay: t.Retry.MaxDelay.String(), Multiplier: t.Retry.Multiplier, Jitter: t.Retry.Jitter,
+			Dropped: t.Retry.Dropped}
+	}
+	a.Attempts = make([]apiv1.Attempt, 0, len(t.Attempts)+1)
+	for _, at := range t.Attempts {
+		a.Attempts = append(a.Attempts, apiv1.Attempt{Number: at.Number, State: string(at.State),
+			StartedAt: apiv1.NewTime(&at.StartedAt), FinishedAt: apiv1.NewTime(&at.FinishedAt),
+			Worker: at.Worker, Error: apiError(at.Error)})
+	}
+	if t.StartedAt != nil {
+		a.Attempts = append(a.Attempts, apiv1.Attempt{Number: len(t.Attempts) + 1, State: string(t.State),
+			StartedAt: a.StartedAt, FinishedAt: a.FinishedAt, Worker: t.Worker, Error: a.Error})
+	}
+	if t.UniqueKey != "" {
+		a.UniqueKey = &t.UniqueKey
+	}
+	if t.RetryOf != nil {
+		href := apiv1.TaskHref(*t.RetryOf)
+		a.RetryOf = &href
+	}
 	return a
+}
+
+func apiError(e *store.TaskError) *apiv1.TaskError {
+	if e == nil {
+		return nil
+	}
+	a := apiv1.TaskError(*e)
+	return &a
 }
 
 func progressReports(in []store.ProgressReport) []apiv1.ProgressReport {

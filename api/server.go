@@ -186,6 +186,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET "+p+"/tasks", gz(s.authenticate(s.listTasks)))
 	mux.Handle("GET "+p+"/tasks/{id}", s.authenticate(s.getTask))
 	mux.Handle("PATCH "+p+"/tasks/{id}", s.authenticate(s.patchTask))
+	mux.Handle("POST "+p+"/tasks/{id}/retry", s.authenticate(s.retryTask))
 	mux.Handle("GET "+p+"/workers", gz(s.authenticate(s.listWorkers)))
 	mux.Handle("GET "+p+"/workers/{name}", s.authenticate(s.getWorker))
 	mux.Handle("DELETE "+p+"/tasks/{id}", s.authenticate(s.deleteTask))

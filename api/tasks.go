@@ -27,16 +27,20 @@ func (s *Server) dispatchTask(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "deferred: false needs immediate: true (a task that is not immediate always waits for a worker)")
 		return
 	}
-	req := s.dispatchRequest(r, body)
+	if body.Immediate && body.ScheduledAt != nil {
+		writeError(w, http.StatusBadRequest, "scheduled_at: an immediate task runs now; leave out scheduled_at or immediate")
+		return
+	}
+	req, err := s.dispatchRequest(r, body, -1)
+	if s.refuseDispatch(w, r, err) {
+		return
+	}
 	group, ok := s.dispatchGroup(w, r, body.TaskGroup)
 	if !ok {
 		return
 	}
 	req.TaskGroup = group
-	var (
-		task *store.Task
-		err  error
-	)
+	var task *store.Task
 	if body.Immediate {
 		// Inline in one of the node's immediate slots (api/immediate.go).
 		if task, err = s.dispatchImmediate(w, r, req, deferred); errors.Is(err, errAnswered) {
@@ -48,15 +52,19 @@ func (s *Server) dispatchTask(w http.ResponseWriter, r *http.Request) {
 	if s.refuseDispatch(w, r, err) {
 		return
 	}
-	s.cfg.Metrics.Dispatched(task.Name, 1)
+	if !task.Deduplicated {
+		s.cfg.Metrics.Dispatched(task.Name, 1)
+	}
 	href := apiv1.TaskHref(task.ID)
 	w.Header().Set("Location", href)
-	writeJSON(w, http.StatusAccepted, apiv1.TaskRef{Task: href})
+	writeJSON(w, http.StatusAccepted, apiv1.TaskRef{Task: href, Deduplicated: task.Deduplicated})
 }
 
 // dispatchRequest turns a dispatch body into a request owned by the
-// caller; the task group is resolved separately.
-func (s *Server) dispatchRequest(r *http.Request, body apiv1.DispatchTask) stint.DispatchRequest {
+// caller; the task group is resolved separately. Its error is a
+// *stint.ValidationError (index is the task's in a group's list, -1
+// alone).
+func (s *Server) dispatchRequest(r *http.Request, body apiv1.DispatchTask, index int) (stint.DispatchRequest, error) {
 	req := stint.DispatchRequest{
 		Name: body.Name, ExclusiveResources: body.ExclusiveResources, SharedResources: body.SharedResources,
 		Versions: body.Versions,
@@ -65,7 +73,40 @@ func (s *Server) dispatchRequest(r *http.Request, body apiv1.DispatchTask) stint
 	if body.Args != nil {
 		req.Args = body.Args
 	}
-	return req
+	bad := func(field, format string, a ...any) error {
+		return &stint.ValidationError{Index: index, Field: field, Message: fmt.Sprintf(format, a...)}
+	}
+	if body.ScheduledAt != nil {
+		req.ScheduledAt = body.ScheduledAt.Time
+	}
+	if body.UniqueKey != nil {
+		if *body.UniqueKey == "" {
+			return req, bad("unique_key", "is empty; leave it out for a task without one")
+		}
+		req.UniqueKey = *body.UniqueKey
+	}
+	if rb := body.Retry; rb != nil {
+		p := &stint.RetryPolicy{MaxAttempts: rb.MaxAttempts, Multiplier: rb.Multiplier, Jitter: rb.Jitter}
+		for _, d := range []struct {
+			field string
+			text  string
+			into  *time.Duration
+		}{{"initial_delay", rb.InitialDelay, &p.InitialDelay}, {"max_delay", rb.MaxDelay, &p.MaxDelay}} {
+			if d.text == "" {
+				continue
+			}
+			v, err := time.ParseDuration(d.text)
+			if err != nil {
+				return req, bad("retry."+d.field, "%q is not a duration such as 1s, 1m30s or 10m", d.text)
+			}
+			if v <= 0 {
+				return req, bad("retry."+d.field, "must be positive, not %s", d.text)
+			}
+			*d.into = v
+		}
+		req.Retry = p
+	}
+	return req, nil
 }
 
 // jsonKind names a Go kind the way a JSON client thinks of it.
@@ -148,6 +189,55 @@ func (s *Server) visibleTask(r *http.Request, id uuid.UUID) (*store.Task, error)
 		return nil, store.ErrNotFound
 	}
 	return task, err
+}
+
+// retryTask is POST /tasks/{id}/retry: a new task runs the failed,
+// dropped or canceled one again; 202 with its href. The caller must be
+// allowed to cancel the task (its owner, or an admin) and to dispatch its
+// type.
+func (s *Server) retryTask(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	if p := caller(r); !p.mayCancel(s.cfg.CancelPolicy) {
+		writeError(w, http.StatusForbidden, "only admins may retry tasks on this server (cancel policy %s)", s.cfg.CancelPolicy)
+		return
+	}
+	task, err := s.visibleTask(r, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "task %s not found", id)
+		return
+	case err != nil:
+		s.internalError(w, r, err)
+		return
+	case !s.mayDispatch(w, r, "name", task.Name):
+		return
+	}
+	again, err := s.client.RetryTask(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFinal):
+		writeError(w, http.StatusConflict, "the task is %s: only a final task is retried (cancel it first)", task.State)
+		return
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "task %s not found", id)
+		return
+	}
+	var verr *stint.ValidationError
+	if errors.As(err, &verr) && verr.Field == "state" {
+		writeError(w, http.StatusConflict, "%s", verr.Message)
+		return
+	}
+	if s.refuseDispatch(w, r, err) {
+		return
+	}
+	if !again.Deduplicated {
+		s.cfg.Metrics.Dispatched(again.Name, 1)
+	}
+	href := apiv1.TaskHref(again.ID)
+	w.Header().Set("Location", href)
+	writeJSON(w, http.StatusAccepted, apiv1.TaskRef{Task: href, Deduplicated: again.Deduplicated})
 }
 
 // patchTask is PATCH /tasks/{id}: {"state": "canceled"} cancels it.
@@ -266,10 +356,12 @@ func (s *Server) purgeTasks(w http.ResponseWriter, r *http.Request) {
 	if s.refuseDispatch(w, r, err) {
 		return
 	}
-	s.cfg.Metrics.Dispatched(task.Name, 1)
+	if !task.Deduplicated {
+		s.cfg.Metrics.Dispatched(task.Name, 1)
+	}
 	href := apiv1.TaskHref(task.ID)
 	w.Header().Set("Location", href)
-	writeJSON(w, http.StatusAccepted, apiv1.TaskRef{Task: href})
+	writeJSON(w, http.StatusAccepted, apiv1.TaskRef{Task: href, Deduplicated: task.Deduplicated})
 }
 
 // finalStates lists the final states for error messages.

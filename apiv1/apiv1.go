@@ -84,7 +84,7 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	}
 	v, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return err
+		return fmt.Errorf("%q is not an RFC 3339 time such as 2026-12-07T13:00:00Z", s)
 	}
 	t.Time = v
 	return nil
@@ -113,11 +113,55 @@ type DispatchTask struct {
 	// wait for a worker (true, the default) or end skipped (false). False
 	// without Immediate is a 400.
 	Deferred *bool `json:"deferred,omitempty"`
+	// ScheduledAt: the task is scheduled until then (RFC 3339), holding no
+	// resource and blocking nothing; a time passed dispatches it now. Not
+	// with Immediate.
+	ScheduledAt *Time `json:"scheduled_at,omitempty"`
+	// Retry overrides the task type's retry policy.
+	Retry *Retry `json:"retry,omitempty"`
+	// UniqueKey: while an incomplete task of the caller with this name has
+	// the key, no task is created and the answer names that one
+	// (TaskRef.Deduplicated).
+	UniqueKey *string `json:"unique_key,omitempty"`
 }
 
-// TaskRef is the answer to a dispatch: 202 with the new task's href.
+// Retry is a retry policy: in a dispatch, it overrides the task type's;
+// on a task, it is the task's. Durations are Go duration strings ("1s",
+// "10m").
+type Retry struct {
+	// MaxAttempts are the attempts in all, the first run included: 1 to
+	// 100.
+	MaxAttempts int `json:"max_attempts"`
+	// InitialDelay before the second attempt; default "1s".
+	InitialDelay string `json:"initial_delay,omitempty"`
+	// MaxDelay caps every delay; default "1h".
+	MaxDelay string `json:"max_delay,omitempty"`
+	// Multiplier: each delay is this many times the last (≥ 1; default 2).
+	Multiplier float64 `json:"multiplier,omitempty"`
+	// Jitter: the part of each delay that is random (0 to 1; default 0).
+	Jitter float64 `json:"jitter,omitempty"`
+	// Dropped: runs lost with their worker are retried too (set by the
+	// task type, stint.RetryDropped; ignored in a dispatch).
+	Dropped bool `json:"dropped,omitempty"`
+}
+
+// Attempt is one run of a task: the earlier runs of a retried task, then
+// its current (or last) one.
+type Attempt struct {
+	Number     int        `json:"number"`
+	State      string     `json:"state"`
+	StartedAt  *Time      `json:"started_at"`
+	FinishedAt *Time      `json:"finished_at"`
+	Worker     string     `json:"worker"`
+	Error      *TaskError `json:"error"`
+}
+
+// TaskRef is the answer to a dispatch: 202 with the new task's href, or
+// with the href of the incomplete task whose unique key the dispatch had
+// (Deduplicated: no task was created).
 type TaskRef struct {
-	Task string `json:"task"`
+	Task         string `json:"task"`
+	Deduplicated bool   `json:"deduplicated,omitempty"`
 }
 
 // TaskGroupRef is the answer to a dispatch of a group's tasks: 202 with the
@@ -199,6 +243,18 @@ type Task struct {
 	NonFatalErrors     []TaskError       `json:"non_fatal_errors"`
 	ProgressReports    []ProgressReport  `json:"progress_reports"`
 	CreatedResources   []string          `json:"created_resources"`
+	// ScheduledAt is the time asked at dispatch or, while a retried task
+	// waits (state scheduled), the time of its next attempt.
+	ScheduledAt *Time `json:"scheduled_at"`
+	// Retry is the task's retry policy, null for none.
+	Retry *Retry `json:"retry"`
+	// Attempts are the task's runs, oldest first: those of earlier
+	// attempts, then the current or last one (absent until it starts).
+	Attempts  []Attempt `json:"attempts"`
+	UniqueKey *string   `json:"unique_key"`
+	// RetryOf is the href of the task this one runs again (a manual
+	// retry, POST /tasks/{id}/retry).
+	RetryOf *string `json:"retry_of"`
 	// BlockedBy is present only while the task is waiting: what it waits
 	// for, empty when it waits for a worker only.
 	BlockedBy *[]Blocker `json:"blocked_by,omitempty"`
@@ -228,6 +284,8 @@ type TaskError struct {
 	Kind        string `json:"kind"`
 	Description string `json:"description"`
 	Traceback   string `json:"traceback,omitempty"`
+	// NoRetry: the run refused a retry (stint.NoRetry).
+	NoRetry bool `json:"no_retry,omitempty"`
 }
 
 // ProgressReport is one progress bar of a task.
