@@ -187,15 +187,41 @@ func (c *Client) call(ctx context.Context, method, ref string, body, out any) er
 
 // Dispatch dispatches a task (POST /tasks) and returns its id.
 func (c *Client) Dispatch(ctx context.Context, task apiv1.DispatchTask) (uuid.UUID, error) {
+	d, err := c.DispatchTask(ctx, task)
+	return d.ID, err
+}
+
+// Dispatched is the answer to a dispatch: the task's id and whether it is
+// an incomplete task that had the dispatch's unique key, created earlier
+// (Deduplicated), rather than a new one.
+type Dispatched struct {
+	ID           uuid.UUID
+	Deduplicated bool
+}
+
+// DispatchTask dispatches one task (POST /tasks) and says whether the
+// dispatch was deduplicated by its unique key.
+func (c *Client) DispatchTask(ctx context.Context, task apiv1.DispatchTask) (Dispatched, error) {
+	return c.postTaskRef(ctx, "/tasks", task)
+}
+
+// RetryTask dispatches a failed, dropped or canceled task again
+// (POST /tasks/{id}/retry) and returns the new task's id.
+func (c *Client) RetryTask(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
+	d, err := c.postTaskRef(ctx, apiv1.TaskHref(id)+"/retry", struct{}{})
+	return d.ID, err
+}
+
+func (c *Client) postTaskRef(ctx context.Context, path string, body any) (Dispatched, error) {
 	var ref apiv1.TaskRef
-	if err := c.call(ctx, http.MethodPost, "/tasks", task, &ref); err != nil {
-		return uuid.Nil, err
+	if err := c.call(ctx, http.MethodPost, path, body, &ref); err != nil {
+		return Dispatched{}, err
 	}
 	id, err := apiv1.ParseTaskRef(ref.Task)
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("dispatch: the server answered a bad task href: %w", err)
+		return Dispatched{}, fmt.Errorf("the server answered a bad task href: %w", err)
 	}
-	return id, nil
+	return Dispatched{ID: id, Deduplicated: ref.Deduplicated}, nil
 }
 
 // Task returns one task (GET /tasks/{id}).

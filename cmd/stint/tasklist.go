@@ -14,10 +14,11 @@ import (
 )
 
 // states are the task states, in the order of DESIGN §2.
-var states = []string{"waiting", "running", "canceling", "completed", "failed", "canceled", "skipped", "dropped"}
+var states = []string{"scheduled", "waiting", "running", "canceling", "completed", "failed", "canceled", "skipped", "dropped"}
 
 // orderings are the values of the ordering filter.
-var orderings = []string{"created_at", "-created_at", "started_at", "-started_at", "finished_at", "-finished_at"}
+var orderings = []string{"created_at", "-created_at", "started_at", "-started_at", "finished_at", "-finished_at",
+	"scheduled_at", "-scheduled_at"}
 
 // listFlags are the filters of task list.
 type listFlags struct {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -59,6 +60,23 @@ func showTask(w io.Writer, t *apiv1.Task) {
 	field("Owner", t.Owner)
 	field("Args", compactJSON(t.Args))
 	field("Created", timeText(&t.CreatedAt))
+	if t.ScheduledAt != nil {
+		when := timeText(t.ScheduledAt)
+		if t.State == "scheduled" {
+			when += fmt.Sprintf(" (in %s)", durationText(time.Until(t.ScheduledAt.Time)))
+		}
+		field("Scheduled", when)
+	}
+	if t.UniqueKey != nil {
+		field("Unique key", *t.UniqueKey)
+	}
+	if t.RetryOf != nil {
+		field("Retry of", refID(*t.RetryOf))
+	}
+	if t.Retry != nil {
+		field("Retry", fmt.Sprintf("up to %d attempts, %s then ×%g up to %s", t.Retry.MaxAttempts,
+			t.Retry.InitialDelay, t.Retry.Multiplier, t.Retry.MaxDelay))
+	}
 	if t.UnblockedAt != nil {
 		field("Unblocked", timeText(t.UnblockedAt))
 	}
@@ -108,6 +126,11 @@ func showTask(w io.Writer, t *apiv1.Task) {
 	for i, e := range t.NonFatalErrors {
 		field(label("Non-fatal errors", i), errorText(e))
 	}
+	if len(t.Attempts) > 1 || t.Retry != nil {
+		for i, a := range t.Attempts {
+			field(label("Attempts", i), attemptText(a))
+		}
+	}
 	if t.Error != nil {
 		field("Error", errorText(*t.Error))
 	}
@@ -119,6 +142,25 @@ func showTask(w io.Writer, t *apiv1.Task) {
 			fmt.Fprintln(w, "  "+line)
 		}
 	}
+}
+
+// attemptText is one attempt of a task on one line: its number, how it
+// ended, where it ran, for how long, and its error.
+func attemptText(a apiv1.Attempt) string {
+	text := fmt.Sprintf("#%d %s", a.Number, a.State)
+	if a.Worker != "" {
+		text += " on " + a.Worker
+	}
+	if a.StartedAt != nil {
+		text += " at " + timeText(a.StartedAt)
+		if a.FinishedAt != nil {
+			text += fmt.Sprintf(" (ran %s)", durationText(a.FinishedAt.Sub(a.StartedAt.Time)))
+		}
+	}
+	if a.Error != nil {
+		text += ": " + errorText(*a.Error)
+	}
+	return text
 }
 
 // label names the first line of a list; the next ones are left blank.
