@@ -46,7 +46,7 @@ func newValidator(t *testing.T) *Validator {
 }
 
 // The eight states of DESIGN §2.
-var states = []string{"waiting", "running", "canceling", "completed", "failed", "canceled", "skipped", "dropped"}
+var states = []string{"scheduled", "waiting", "running", "canceling", "completed", "failed", "canceled", "skipped", "dropped"}
 
 func TestDocumentLoads(t *testing.T) {
 	v := newValidator(t)
@@ -63,7 +63,7 @@ func TestDocumentLoads(t *testing.T) {
 	want := []string{
 		"GET /api/v1/events", "GET /api/v1/openapi.json", "GET /api/v1/status",
 		"GET /api/v1/tasks", "POST /api/v1/tasks", "GET /api/v1/tasks/{id}", "PATCH /api/v1/tasks/{id}",
-		"DELETE /api/v1/tasks/{id}", "POST /api/v1/tasks/purge",
+		"DELETE /api/v1/tasks/{id}", "POST /api/v1/tasks/{id}/retry", "POST /api/v1/tasks/purge",
 		"GET /api/v1/task-groups", "POST /api/v1/task-groups", "GET /api/v1/task-groups/{id}", "PATCH /api/v1/task-groups/{id}",
 		"GET /api/v1/workers", "GET /api/v1/workers/{name}", "GET /api/v1/me",
 		"GET /healthz", "GET /metrics", "GET /readyz",
@@ -147,6 +147,8 @@ var schemaTypes = map[string]reflect.Type{
 	"PatchTaskGroup":  reflect.TypeFor[apiv1.PatchTaskGroup](),
 	"PurgeTasks":      reflect.TypeFor[apiv1.PurgeTasks](),
 	"Me":              reflect.TypeFor[apiv1.Me](),
+	"Retry":           reflect.TypeFor[apiv1.Retry](),
+	"Attempt":         reflect.TypeFor[apiv1.Attempt](),
 }
 
 // TestSchemasMatchAPIV1 compares each object schema with its Go type field
@@ -257,7 +259,7 @@ func checkField(t *testing.T, name string, typ reflect.Type, omitempty bool, s *
 	default:
 		want := map[reflect.Kind]string{
 			reflect.String: "string", reflect.Bool: "boolean",
-			reflect.Int: "integer", reflect.Int64: "integer",
+			reflect.Int: "integer", reflect.Int64: "integer", reflect.Float64: "number",
 			reflect.Slice: "array", reflect.Map: "object",
 		}[typ.Kind()]
 		if want == "" || !s.Type.Is(want) {
@@ -314,7 +316,16 @@ func fullTask() apiv1.Task {
 			{Message: "Indexing", Code: "sync.index", State: "waiting", Done: 0},
 		},
 		CreatedResources: []string{"/api/v1/repositories/42/versions/2"},
-		BlockedBy:        &[]apiv1.Blocker{{Task: apiv1.TaskHref(otherID), Resource: "repo:42"}},
+		ScheduledAt:      &now,
+		Retry:            &apiv1.Retry{MaxAttempts: 3, InitialDelay: "1s", MaxDelay: "10m0s", Multiplier: 2, Jitter: 0.1, Dropped: true},
+		Attempts: []apiv1.Attempt{
+			{Number: 1, State: "failed", StartedAt: &now, FinishedAt: &now, Worker: "4242@host1",
+				Error: &apiv1.TaskError{Kind: "error", Description: "mirror down", NoRetry: false}},
+			{Number: 2, State: "waiting", Worker: ""},
+		},
+		UniqueKey: ptr("sync-42"),
+		RetryOf:   ptr(apiv1.TaskHref(otherID)),
+		BlockedBy: &[]apiv1.Blocker{{Task: apiv1.TaskHref(otherID), Resource: "repo:42"}},
 	}
 }
 
@@ -329,6 +340,7 @@ func minimalTask() apiv1.Task {
 		Versions: map[string]string{}, ChildTasks: []string{},
 		Result: json.RawMessage(`null`), NonFatalErrors: []apiv1.TaskError{},
 		ProgressReports: []apiv1.ProgressReport{}, CreatedResources: []string{},
+		Attempts: []apiv1.Attempt{},
 	}
 }
 
@@ -432,6 +444,8 @@ func TestValidResponses(t *testing.T) {
 		{"cancel bad body", "PATCH", taskPath, 400, nil, errBody("state: must be canceled")},
 		{"dispatch", "POST", "/api/v1/tasks", 202, dispatched, mustJSON(t, apiv1.TaskRef{Task: apiv1.TaskHref(taskID)})},
 		{"dispatch trailing slash", "POST", "/api/v1/tasks/", 202, dispatched, mustJSON(t, apiv1.TaskRef{Task: apiv1.TaskHref(taskID)})},
+		{"dispatch deduplicated", "POST", "/api/v1/tasks", 202, dispatched, mustJSON(t, apiv1.TaskRef{Task: apiv1.TaskHref(taskID), Deduplicated: true})},
+		{"retry", "POST", "/api/v1/tasks/" + taskID.String() + "/retry", 202, dispatched, mustJSON(t, apiv1.TaskRef{Task: apiv1.TaskHref(taskID)})},
 		{"dispatch bad", "POST", "/api/v1/tasks", 400, nil, errBody("name: unknown task type")},
 		{"dispatch too large", "POST", "/api/v1/tasks", 413, nil, errBody("the body is larger than 1048576 bytes")},
 		{"task page", "GET", "/api/v1/tasks?limit=2&offset=2", 200, nil, mustJSON(t, apiv1.Page[apiv1.Task]{
