@@ -30,7 +30,7 @@ import (
 // Scenarios lists the scenario names in the order they run. All but
 // "sqlite" run on PostgreSQL; "sqlite" is throughput-noop on the embedded
 // engine.
-var Scenarios = []string{"throughput-noop", "throughput-resources", "depth", "latency", "process", "dispatch-single", "http", "sqlite"}
+var Scenarios = []string{"throughput-noop", "throughput-resources", "depth", "latency", "scheduled", "process", "dispatch-single", "http", "sqlite"}
 
 // Config configures a benchmark run.
 type Config struct {
@@ -120,6 +120,8 @@ func Run(ctx context.Context, cfg Config) error {
 			var p50, p99 time.Duration
 			p50, p99, err = runLatency(ctx, cfg)
 			line = fmt.Sprintf("latency: p50 %.1f ms p99 %.1f ms (dispatch to running on an idle worker, %d samples)", ms(p50), ms(p99), cfg.Samples)
+		case "scheduled":
+			line, err = runScheduled(ctx, cfg)
 		case "process":
 			var r throughput
 			load := cfg.load("stint.process.noop")
@@ -233,6 +235,8 @@ type throughputLoad struct {
 	resources bool
 	// waiting tasks wait on other resources before the run starts.
 	waiting int
+	// scheduled tasks are scheduled an hour ahead before the run starts.
+	scheduled int
 }
 
 // load is a run of cfg.Tasks tasks named name on cfg.Concurrency slots.
@@ -263,6 +267,15 @@ func runThroughput(ctx context.Context, cfg Config, open scratchFunc, l throughp
 		}
 		if err := preloadWaiting(ctx, pg, l.waiting); err != nil {
 			return throughput{}, fmt.Errorf("preloading %d waiting tasks: %w", l.waiting, err)
+		}
+	}
+	if l.scheduled > 0 {
+		pg, ok := st.(*postgres.Store)
+		if !ok {
+			return throughput{}, fmt.Errorf("the scheduled scenario runs on PostgreSQL only")
+		}
+		if err := preloadScheduled(ctx, pg, l.scheduled); err != nil {
+			return throughput{}, fmt.Errorf("preloading %d scheduled tasks: %w", l.scheduled, err)
 		}
 	}
 	reg := stint.NewRegistry()
