@@ -2,13 +2,18 @@ package ui_test
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"image/png"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
@@ -396,5 +401,231 @@ func TestCancelButtonAdminOnly(t *testing.T) {
 		p.waitFor("the task for the admin", `#task-state[data-state="running"]`)
 		p.waitJS("#viewer to name root", `(document.querySelector('#viewer')?.textContent ?? '').includes('root')`)
 		p.waitJS("the admin's cancel button", visibleJS("button#cancel-task"))
+	})
+}
+
+// narrowWidth is the narrowest viewport the pages are checked at.
+const narrowWidth = 400
+
+// checkNarrow shows the page at narrowWidth and checks that nothing makes
+// it scroll sideways, the elements the selector matches included (they
+// end inside the viewport); it saves the view, scrolled to the element
+// that show matches, as <engine>-<name>.png and returns to the laptop
+// viewport.
+func (p *page) checkNarrow(what, name, selector, show string) {
+	p.t.Helper()
+	p.do("narrow viewport", chromedp.EmulateViewport(narrowWidth, phoneHeight, chromedp.EmulateMobile, chromedp.EmulateScale(1)))
+	p.waitJS("a layout at the narrow width", fmt.Sprintf(`innerWidth === %d && new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`, narrowWidth))
+	if w := eval[int](p, `document.documentElement.scrollWidth`); w > narrowWidth {
+		p.t.Errorf("%s at %d px: the page is %d px wide, it scrolls sideways", what, narrowWidth, w)
+	}
+	wide := eval[[]string](p, fmt.Sprintf(`Array.from(document.querySelectorAll(%s))
+		.filter(el => el.getBoundingClientRect().right > innerWidth + 0.5).map(el => el.id || el.className)`, jsString(selector)))
+	if len(wide) > 0 {
+		p.t.Errorf("%s at %d px: %v end past the viewport", what, narrowWidth, wide)
+	}
+	eval[bool](p, fmt.Sprintf(`(document.querySelector(%s)?.scrollIntoView({block: 'start'}), true)`, jsString(show)))
+	ctx, cancel := context.WithTimeout(p.ctx, waitTimeout)
+	defer cancel()
+	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		p.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	p.checkSize(name, shot, narrowWidth, phoneHeight)
+	p.save(name, shot)
+	p.do("laptop viewport", chromedp.EmulateViewport(laptopWidth, laptopHeight))
+}
+
+// textOf returns the trimmed text of the element the selector matches,
+// "" for none.
+func (p *page) textOf(selector string) string {
+	p.t.Helper()
+	return eval[string](p, fmt.Sprintf(`(document.querySelector(%s)?.textContent ?? '').trim()`, jsString(selector)))
+}
+
+// TestScheduledTasks: a task dispatched for an hour ahead shows as
+// scheduled with its due time, in the list (also at narrow width, and
+// under the state filter), on its page and in its group's counts.
+func TestScheduledTasks(t *testing.T) {
+	onEngines(t, func(t *testing.T, eng enginetest.Engine) {
+		e := newEnv(t, eng, api.Config{AllowOpen: true})
+		at := apiv1.Time{Time: time.Now().Add(time.Hour)}
+		later := e.dispatch("", apiv1.DispatchTask{Name: "stint.noop", ScheduledAt: &at, UniqueKey: new("nightly")})
+		now := e.dispatch("", apiv1.DispatchTask{Name: "stint.noop"})
+		e.waitTask("", now, "completed")
+		if got := e.task("", later); got.State != "scheduled" {
+			t.Fatalf("the task dispatched for an hour ahead is %s, want scheduled", got.State)
+		}
+
+		p := e.newPage()
+		p.open("#/tasks")
+		p.waitRow(later, "stint.noop", "scheduled")
+		p.waitRow(now, "stint.noop", "completed")
+		due := regexp.MustCompile(`^due in 59 min \d+ s$`)
+		if got := p.textOf(taskRow(later, "scheduled") + " td.task-finished"); !due.MatchString(got) {
+			t.Errorf("the scheduled task's Finished cell reads %q, want %s", got, due)
+		}
+		if got := p.textOf(taskRow(now, "completed") + " td.task-finished"); strings.Contains(got, "due") {
+			t.Errorf("the completed task's Finished cell reads %q, want no due time", got)
+		}
+		if p.visible(taskRow(later, "") + " .task-due-narrow") {
+			t.Error("the due time under Progress shows at laptop width too, beside the one under Finished")
+		}
+		p.screenshot("tasks-scheduled")
+		p.do("narrow viewport", chromedp.EmulateViewport(narrowWidth, phoneHeight, chromedp.EmulateMobile, chromedp.EmulateScale(1)))
+		p.waitJS("the due time under Progress at narrow width", visibleJS(taskRow(later, "")+" td.task-progress .task-due-narrow"))
+		if got := p.textOf(taskRow(later, "") + " td.task-progress"); !due.MatchString(got) {
+			t.Errorf("at narrow width the scheduled task's Progress cell reads %q, want %s", got, due)
+		}
+		p.checkNarrow("the tasks page", "tasks-scheduled-narrow", "#tasks-page, #tasks-page .task-due", "#tasks-page")
+
+		p.open("#/tasks?state=scheduled")
+		p.waitJS("only the scheduled task listed", fmt.Sprintf(`document.querySelectorAll('table#tasks-table tbody tr[data-task-id]').length === 1 &&
+			document.querySelector(%s) !== null`, jsString(taskRow(later, "scheduled"))))
+		if got := eval[string](p, `document.querySelector('select#filter-state').value`); got != "scheduled" {
+			t.Errorf("select#filter-state shows %q for #/tasks?state=scheduled, want scheduled", got)
+		}
+
+		p.open("#/tasks/" + later.String())
+		p.waitFor("the scheduled task's page", `#task-state[data-state="scheduled"]`)
+		p.waitText("its state", "#task-state", "scheduled")
+		p.waitFor("its scheduled time", "#task-scheduled time")
+		if got := p.textOf("#task-scheduled"); !regexp.MustCompile(`\(in 59 min \d+ s\)$`).MatchString(got) {
+			t.Errorf("#task-scheduled reads %q, want the time and (in 59 min … s)", got)
+		}
+		p.waitText("its unique key", "#task-unique-key", "nightly")
+		if p.count("#task-attempts") != 0 {
+			t.Error("a task without retries or attempts shows an Attempts section")
+		}
+		p.waitJS("its cancel button", visibleJS("button#cancel-task"))
+		if p.visible("button#retry-task") {
+			t.Error("a scheduled task shows a Retry button")
+		}
+		p.checkNarrow("the scheduled task's page", "task-scheduled-narrow", "#task-page, #task-facts", "#task-page")
+
+		tasks := []apiv1.DispatchTask{{Name: "stint.noop", ScheduledAt: &at}, {Name: "stint.noop"}}
+		var ref apiv1.TaskGroupRef
+		e.call("", "POST", "/api/v1/task-groups", apiv1.CreateTaskGroup{Description: "later", Tasks: &tasks}, http.StatusAccepted, &ref)
+		gid, err := apiv1.ParseTaskGroupRef(ref.TaskGroup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.open("#/groups/" + gid.String())
+		p.waitFor("the scheduled segment of the group's bar", `#group-bar .stacked-bar span.seg[data-state="scheduled"]`)
+		p.waitText("the group's count of scheduled tasks", `#group-counts li[data-state="scheduled"] .count`, "1")
+		if got := eval[string](p, `getComputedStyle(document.querySelector('#group-bar span.seg[data-state="scheduled"]')).backgroundColor`); got == "rgba(0, 0, 0, 0)" || got == "" {
+			t.Errorf("the scheduled segment has no color (%q)", got)
+		}
+	})
+}
+
+// TestRetriedTask: a failing task with a retry policy of two attempts
+// ends failed with both attempts on its page, each with its own error;
+// its Retry button makes a new task, whose page links back to it.
+func TestRetriedTask(t *testing.T) {
+	onEngines(t, func(t *testing.T, eng enginetest.Engine) {
+		e := newEnv(t, eng, api.Config{AllowOpen: true})
+		body := failing("the remote hung up")
+		body.Retry = &apiv1.Retry{MaxAttempts: 2, InitialDelay: "100ms"}
+		id := e.dispatch("", body)
+		task := e.waitTask("", id, "failed")
+		if len(task.Attempts) != 2 {
+			t.Fatalf("the failed task has %d attempts in the API, want 2", len(task.Attempts))
+		}
+
+		p := e.newPage()
+		p.open("#/tasks/" + id.String())
+		p.waitFor("the failed task's page", `#task-state[data-state="failed"]`)
+		p.waitText("its retry policy", "#task-retry", "up to 2 attempts; waits 100ms, ×2 each time, at most 1h")
+		p.waitText("the title of its attempts", "#task-attempts-title", "Attempts (2 of at most 2)")
+		if n := p.count("#task-attempts li.attempt"); n != 2 {
+			t.Errorf("the page lists %d attempts, want 2", n)
+		}
+		for i, a := range task.Attempts {
+			item := fmt.Sprintf(`#task-attempts li.attempt[data-attempt="%d"]`, i+1)
+			p.waitText(fmt.Sprintf("attempt %d's state", i+1), item+" .state", "failed")
+			if got := p.textOf(item + " .attempt-number"); got != fmt.Sprintf("#%d", i+1) {
+				t.Errorf("attempt %d is numbered %q", i+1, got)
+			}
+			if got := p.textOf(item + " .attempt-worker"); got != e.worker {
+				t.Errorf("attempt %d ran on %q, want %s", i+1, got, e.worker)
+			}
+			want := fmt.Sprintf("the remote hung up (run %d)", i+1)
+			if got := p.textOf(item + " .error-description"); got != want {
+				t.Errorf("attempt %d's error reads %q, want %q", i+1, got, want)
+			}
+			if got := p.textOf(item + " .error-kind"); a.Error == nil || got != a.Error.Kind || got == "" {
+				t.Errorf("attempt %d's error kind reads %q, want the API's %+v", i+1, got, a.Error)
+			}
+			if got := p.textOf(item + " .attempt-ran"); !strings.HasPrefix(got, "ran ") {
+				t.Errorf("attempt %d's duration reads %q, want ran …", i+1, got)
+			}
+			if p.count(item+" .attempt-times time") != 2 {
+				t.Errorf("attempt %d does not show when it started and finished", i+1)
+			}
+		}
+		p.screenshot("task-attempts")
+		p.checkNarrow("the retried task's page", "task-attempts-narrow", "#task-page, #task-attempts, #task-attempts li, #task-facts, button#retry-task", "#task-attempts")
+
+		p.click("button#retry-task")
+		p.waitJS("the page of the new task", fmt.Sprintf(`/^#\/tasks\/[0-9a-f-]{36}$/.test(location.hash) && location.hash !== '#/tasks/%s'`, id))
+		again, err := uuid.Parse(strings.TrimPrefix(eval[string](p, `location.hash`), "#/tasks/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.task("", again); got.RetryOf == nil || *got.RetryOf != apiv1.TaskHref(id) {
+			t.Errorf("the new task's retry_of is %v, want %s", got.RetryOf, apiv1.TaskHref(id))
+		}
+		link := fmt.Sprintf(`#task-retry-of a[href="#/tasks/%s"]`, id)
+		p.waitFor("its link to the task it retries", fmt.Sprintf(`section#task-page[data-task-id="%s"] %s`, again, link))
+		p.waitJS("the link to name test.fail", fmt.Sprintf(`(document.querySelector(%s)?.textContent ?? '').startsWith('test.fail ')`, jsString(link)))
+		p.follow(link, "the first task's page", fmt.Sprintf(`location.hash === '#/tasks/%s'`, id))
+		p.waitFor("the first task's page again", fmt.Sprintf(`section#task-page[data-task-id="%s"] #task-state[data-state="failed"]`, id))
+	})
+}
+
+// TestRetryButton: under the admin-only cancel policy a user sees no
+// Retry button on her own failed task; an admin does, and the API's
+// refusal of the retry (the task's group is sealed) shows as the other
+// refused actions do, in the flash.
+func TestRetryButton(t *testing.T) {
+	onEngines(t, func(t *testing.T, eng enginetest.Engine) {
+		e := newEnv(t, eng, api.Config{AllowOpen: true, CancelPolicy: api.CancelAdminOnly})
+		alice := e.addUser("alice", store.RoleUser)
+		root := e.addUser("root", store.RoleAdmin)
+		tasks := []apiv1.DispatchTask{failing("no")}
+		var ref apiv1.TaskGroupRef
+		e.call(alice, "POST", "/api/v1/task-groups", apiv1.CreateTaskGroup{Description: "sealed", Tasks: &tasks}, http.StatusAccepted, &ref)
+		var group apiv1.TaskGroup
+		e.call(alice, "GET", ref.TaskGroup, nil, http.StatusOK, &group)
+		id, err := apiv1.ParseTaskRef((*group.Tasks)[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.waitTask(alice, id, "failed")
+
+		p := e.newPage()
+		p.signIn(alice)
+		p.open("#/tasks/" + id.String())
+		p.waitFor("alice's failed task", `#task-state[data-state="failed"]`)
+		p.waitJS("#viewer to name alice", `(document.querySelector('#viewer')?.textContent ?? '').includes('alice')`)
+		p.waitFor("its group", "#task-group a")
+		if p.visible("button#retry-task") {
+			t.Error("alice sees button#retry-task under the admin-only cancel policy")
+		}
+
+		p.signIn(root)
+		p.open("#/tasks/" + id.String())
+		p.waitJS("the admin's Retry button", visibleJS("button#retry-task"))
+		if p.count("#task-attempts") != 0 {
+			t.Error("a task run once, without a retry policy, shows an Attempts section")
+		}
+		p.click("button#retry-task")
+		p.waitJS("the refusal in the flash", `!document.querySelector('#flash-wrap').hidden &&
+			document.querySelector('#flash').textContent.startsWith('Could not retry the task: task_group: ')`)
+		if got := eval[string](p, `location.hash`); got != "#/tasks/"+id.String() {
+			t.Errorf("after a refused retry the page moved to %s", got)
+		}
+		p.waitJS("the Retry button enabled again", `document.querySelector('button#retry-task')?.disabled === false`)
 	})
 }

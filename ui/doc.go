@@ -13,8 +13,9 @@
 //	api.js      fetch() with the token; the Server-Sent Events reader
 //	dom.js      building nodes, times ("3 s ago"), progress, stacked bars
 //	tasks.js    #/tasks: filters, the table, paging; the rows groups reuse
-//	task.js     #/tasks/<id>: state, timings, progress, why it waits, error,
-//	            result, resources, parent, children, group, cancel
+//	task.js     #/tasks/<id>: state, timings, schedule and retry policy,
+//	            progress, why it waits, error, attempts, result, resources,
+//	            parent, children, group, retry_of, cancel, retry
 //	groups.js   #/groups and #/groups/<id>: counts, tasks, cancel
 //	workers.js  #/workers: online or missing, heartbeat age, current tasks
 //
@@ -22,7 +23,9 @@
 // server only ever serves index.html and its files. GET /api/v1/me says
 // who the viewer is: the header shows the name (or "open mode"), and a
 // cancel button appears only for what the viewer may cancel (an admin, or
-// the owner under the cancel policy "owner"). A 401 anywhere shows the
+// the owner under the cancel policy "owner"), and so does the retry button
+// of a failed, dropped or canceled task (the API allows a retry to whoever
+// may cancel the task). A 401 anywhere shows the
 // sign-in form; the token it takes is kept in sessionStorage under
 // "stint.token", never in localStorage or a URL, and sent as
 // Authorization: Bearer.
@@ -44,7 +47,8 @@
 //
 // Browser tests drive the UI through ids, classes and data attributes
 // (section#tasks-page, table#tasks-table with tr[data-task-id][data-state],
-// button#cancel-task, dialog#confirm-cancel, #flash, ...). They are part
+// button#cancel-task, button#retry-task, #task-attempts li[data-attempt],
+// dialog#confirm-cancel, #flash, ...). They are part
 // of the UI's interface: rename one only together with its tests.
 //
 // # Security

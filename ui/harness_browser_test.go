@@ -103,18 +103,21 @@ type env struct {
 	url    string // the server's base URL, no trailing slash
 	worker string // the worker's name
 	gates  *gates
+	runs   *runs
 }
 
 // newEnv starts a server configured by cfg (Store and Registry are set
 // here) and a worker. Task types: the built-ins, repo.sync (stint.sleep
-// under an application's name, for pages that look real) and test.gate
-// (runs until the test opens its gate; see env.open).
+// under an application's name, for pages that look real), test.gate
+// (runs until the test opens its gate; see env.open) and test.fail (fails
+// at once, its error numbering the task's runs; see failing).
 func newEnv(t *testing.T, eng enginetest.Engine, cfg api.Config) *env {
 	t.Helper()
 	chromiumPath(t) // first: without a browser, there is nothing to test
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
-	e := &env{t: t, ctx: ctx, eng: eng, worker: workerName, gates: &gates{open: map[string]chan struct{}{}}}
+	e := &env{t: t, ctx: ctx, eng: eng, worker: workerName, gates: &gates{open: map[string]chan struct{}{}},
+		runs: &runs{n: map[uuid.UUID]int{}}}
 	e.store = eng.Open(t)
 	reg := stint.NewRegistry()
 	stint.Register(reg, "repo.sync", stint.Sleep)
@@ -125,6 +128,9 @@ func newEnv(t *testing.T, eng enginetest.Engine, cfg api.Config) *env {
 		case <-ctx.Done():
 			return a, ctx.Err()
 		}
+	})
+	stint.Register(reg, "test.fail", func(_ context.Context, run *stint.Run, a failArgs) (struct{}, error) {
+		return struct{}{}, fmt.Errorf("%s (run %d)", a.Message, e.runs.next(run.ID()))
 	})
 
 	logs := &syncbuf.Buffer{}
@@ -165,6 +171,31 @@ func newEnv(t *testing.T, eng enginetest.Engine, cfg api.Config) *env {
 // gateArgs are the args of test.gate.
 type gateArgs struct {
 	Gate string `json:"gate"`
+}
+
+// failArgs are the args of test.fail.
+type failArgs struct {
+	Message string `json:"message"`
+}
+
+// failing returns the body of a dispatch of test.fail: each run fails
+// with the message and the run's number, "message (run 2)".
+func failing(message string) apiv1.DispatchTask {
+	return apiv1.DispatchTask{Name: "test.fail", Args: mustJSON(failArgs{Message: message})}
+}
+
+// runs counts the runs of each task of test.fail.
+type runs struct {
+	mu sync.Mutex
+	n  map[uuid.UUID]int
+}
+
+// next counts a run of the task and returns its number, from 1.
+func (r *runs) next(id uuid.UUID) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n[id]++
+	return r.n[id]
 }
 
 // gates are the named gates test.gate tasks wait on.

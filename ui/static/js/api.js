@@ -87,6 +87,7 @@ export async function request(method, path, { body, signal, quiet401 = false } =
 
 export const get = (path, options) => request('GET', path, options);
 export const patch = (path, body, options) => request('PATCH', path, { ...options, body });
+export const post = (path, body, options) => request('POST', path, { ...options, body });
 
 // query builds "?a=1&b=2" from the non-empty values of an object.
 export function query(params) {

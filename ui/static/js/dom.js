@@ -28,9 +28,11 @@ function append(el, children) {
 }
 
 // The task states (DESIGN §2), in the order the UI lists them.
-export const STATES = ['waiting', 'running', 'canceling', 'completed', 'failed', 'canceled', 'skipped', 'dropped'];
+export const STATES = ['scheduled', 'waiting', 'running', 'canceling', 'completed', 'failed', 'canceled', 'skipped', 'dropped'];
 export const FINAL = new Set(['completed', 'failed', 'canceled', 'skipped', 'dropped']);
-export const INCOMPLETE = new Set(['waiting', 'running', 'canceling']);
+export const INCOMPLETE = new Set(['scheduled', 'waiting', 'running', 'canceling']);
+// RETRYABLE: the final states a task may be run again from (POST …/retry).
+export const RETRYABLE = new Set(['failed', 'dropped', 'canceled']);
 
 // stateBadge shows a state as text; the color and the dot only repeat it.
 export function stateBadge(state, attrs = {}) {
@@ -72,6 +74,20 @@ export function ago(date, now = Date.now()) {
   return `${Math.floor(hrs / 24)} d ago`;
 }
 
+// until says how soon a time comes: "in 45 s", "in 4 min 5 s"; "now"
+// within a minute past (a due task waits for a worker to take it up),
+// then as ago() does.
+export function until(date, now = Date.now()) {
+  const ms = date.getTime() - now;
+  if (ms > 0) return ms < 60000 ? `in ${Math.ceil(ms / 1000)} s` : `in ${duration(ms)}`;
+  return ms > -60000 ? 'now' : ago(date, now);
+}
+
+// goDuration shortens a Go duration string: "1h0m0s" is "1h", "2m0s" "2m".
+export function goDuration(text) {
+  return String(text || '').replace(/([hm])0s$/, '$1').replace(/h0m$/, 'h');
+}
+
 // duration formats milliseconds: "850 ms", "12.3 s", "4 min 5 s", "2 h 3 min".
 export function duration(ms) {
   if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
@@ -87,13 +103,18 @@ function localTime(date) {
   return date.toDateString() === today.toDateString() ? clockFormat.format(date) : dayClockFormat.format(date);
 }
 
+// timeText is a time as its mode shows it: "ago" ("3 s ago"), "until"
+// ("in 4 min 5 s"), "both" or "both-until" (the local time, then the
+// relative one in parentheses).
 function timeText(date, mode) {
-  return mode === 'both' ? `${localTime(date)} (${ago(date)})` : ago(date);
+  const rel = mode === 'until' || mode === 'both-until' ? until(date) : ago(date);
+  return mode === 'both' || mode === 'both-until' ? `${localTime(date)} (${rel})` : rel;
 }
 
-// timeEl shows an RFC 3339 time relative ("3 s ago"), or local and
-// relative with mode "both", with the exact local time as its title; the
-// ticker keeps the text current. A null time is a dash.
+// timeEl shows an RFC 3339 time relative ("3 s ago", or "in 4 min" with
+// mode "until"), or local and relative with mode "both" ("both-until"),
+// with the exact local time as its title; the ticker keeps the text
+// current. A null time is a dash.
 export function timeEl(iso, mode = 'ago') {
   if (!iso) return h('span', { class: 'none', 'aria-label': 'none' }, '—');
   const date = new Date(iso);
@@ -140,7 +161,7 @@ export function progressText(report) {
 }
 
 // The order of a group's states in its stacked bar: the final ones first.
-const BAR_ORDER = ['completed', 'failed', 'dropped', 'canceled', 'skipped', 'canceling', 'running', 'waiting'];
+const BAR_ORDER = ['completed', 'failed', 'dropped', 'canceled', 'skipped', 'canceling', 'running', 'waiting', 'scheduled'];
 
 // stackedBar draws a group's counts: one segment per state present, as
 // wide as its share of the total, titled "3 completed".

@@ -1,10 +1,11 @@
-// task.js: one task (#/tasks/<id>): state, timings, progress, why it
-// waits, error, result, resources, family; live from
-// /events?task=<id>&task=<child>…; cancel behind a confirmation.
+// task.js: one task (#/tasks/<id>): state, timings, schedule and retry
+// policy, progress, why it waits, error, attempts, result, resources,
+// family; live from /events?task=<id>&task=<child>…; cancel behind a
+// confirmation; retry of a task that ended badly.
 
 import * as api from './api.js';
 import {
-  h, INCOMPLETE, stateBadge, timeEl, progressEl, progressText, throttled, idOf, shortId, duration, newer,
+  h, INCOMPLETE, RETRYABLE, stateBadge, timeEl, progressEl, progressText, throttled, idOf, shortId, duration, goDuration, newer,
 } from './dom.js';
 
 const MAX_FOLLOWED_CHILDREN = 50;
@@ -43,6 +44,54 @@ function fact(label, id, ...value) {
   return [h('dt', {}, label), h('dd', { id }, value)];
 }
 
+function errorLine(e) {
+  return [h('strong', { class: 'error-kind' }, e.kind), ': ', h('span', { class: 'error-description' }, e.description)];
+}
+
+// retryText says a retry policy in words: "up to 3 attempts; waits 1s,
+// ×2 each time, at most 1h".
+function retryText(r) {
+  const parts = [`up to ${r.max_attempts} ${r.max_attempts === 1 ? 'attempt' : 'attempts'}`];
+  if (r.max_attempts > 1) {
+    parts.push(`waits ${goDuration(r.initial_delay)}, ×${r.multiplier || 2} each time, at most ${goDuration(r.max_delay)}`);
+  }
+  if (r.jitter) parts.push(`${Math.round(r.jitter * 100)}% jitter`);
+  if (r.dropped) parts.push('runs lost with their worker too');
+  return parts.join('; ');
+}
+
+// attemptItem is one run of a task: its number, how it ended, where, when
+// and for how long, and its error.
+function attemptItem(a) {
+  const ran = a.started_at && a.finished_at ? Date.parse(a.finished_at) - Date.parse(a.started_at) : null;
+  return h('li', { class: 'attempt', 'data-attempt': a.number, 'data-state': a.state },
+    h('div', { class: 'attempt-head' },
+      h('span', { class: 'attempt-number' }, `#${a.number}`),
+      stateBadge(a.state),
+      a.worker ? h('span', { class: 'attempt-worker' }, a.worker) : null),
+    h('div', { class: 'attempt-times' },
+      h('span', {}, 'started ', timeEl(a.started_at, 'both')),
+      a.finished_at ? h('span', {}, 'finished ', timeEl(a.finished_at, 'both')) : null,
+      ran !== null ? h('span', { class: 'attempt-ran' }, `ran ${duration(ran)}`) : null),
+    a.error ? h('p', { class: 'attempt-error' }, errorLine(a.error)) : null);
+}
+
+// attemptsSection lists a task's runs, and its next one while it waits
+// for it; only for a task retried or with a retry policy.
+function attemptsSection(t) {
+  const attempts = t.attempts || [];
+  if (attempts.length <= 1 && !t.retry) return null;
+  const next = t.state === 'scheduled' && attempts.length && t.scheduled_at
+    ? h('li', { class: 'attempt attempt-next', 'data-attempt': attempts.length + 1 },
+      h('div', { class: 'attempt-head' }, h('span', { class: 'attempt-number' }, `#${attempts.length + 1}`), stateBadge('scheduled')),
+      h('div', { class: 'attempt-times' }, h('span', {}, 'due ', timeEl(t.scheduled_at, 'both-until'))))
+    : null;
+  const max = t.retry ? ` of at most ${t.retry.max_attempts}` : '';
+  return section('task-attempts', `Attempts (${attempts.length}${max})`, attempts.length || next
+    ? h('ol', { class: 'attempts' }, attempts.map(attemptItem), next)
+    : none('Not run yet.'));
+}
+
 export function taskPage(ctx, route) {
   const id = route.id;
   const aborter = new AbortController();
@@ -59,13 +108,13 @@ export function taskPage(ctx, route) {
   const reload = throttled(() => load(), 500);
 
   const slots = {
-    head: slot(), facts: slot(), blocked: slot(), progress: slot(), error: slot(), nonFatal: slot(),
+    head: slot(), facts: slot(), blocked: slot(), progress: slot(), error: slot(), attempts: slot(), nonFatal: slot(),
     result: slot(), args: slot(), resources: slot(), children: slot(),
   };
   const root = h('section', { id: 'task-page', class: 'page', 'data-task-id': id, 'aria-labelledby': 'task-name' },
     slots.head.node,
     h('div', { class: 'task-grid' },
-      h('div', { class: 'task-main' }, slots.blocked.node, slots.progress.node, slots.error.node, slots.nonFatal.node, slots.result.node, slots.args.node),
+      h('div', { class: 'task-main' }, slots.blocked.node, slots.progress.node, slots.error.node, slots.attempts.node, slots.nonFatal.node, slots.result.node, slots.args.node),
       h('div', { class: 'task-side' }, slots.facts.node, slots.resources.node, slots.children.node)));
   slots.head.key = 'loading';
   const loading = h('div', { class: 'page-head' }, h('h1', { id: 'task-name' }, 'Task'), h('p', { class: 'loading' }, 'Loading…'));
@@ -80,31 +129,40 @@ export function taskPage(ctx, route) {
   function render() {
     const t = task;
     const canCancel = INCOMPLETE.has(t.state) && t.state !== 'canceling' && ctx.mayCancel(t.owner);
+    // Retrying is allowed to whoever may cancel the task, as the API does.
+    const canRetry = RETRYABLE.has(t.state) && ctx.mayCancel(t.owner);
     ctx.setTitle(`${t.name} ${t.state}`);
-    fill(slots.head, { name: t.name, state: t.state, canCancel }, () => h('div', { class: 'page-head' },
+    fill(slots.head, { name: t.name, state: t.state, canCancel, canRetry }, () => h('div', { class: 'page-head' },
       h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/tasks' }, 'Tasks'), ' / ', h('span', { class: 'mono' }, id)),
       h('div', { class: 'title-row' },
         h('h1', { id: 'task-name' }, t.name),
         stateBadge(t.state, { id: 'task-state' }),
-        canCancel ? h('button', { type: 'button', id: 'cancel-task', class: 'danger', onclick: cancel }, 'Cancel task') : null)));
+        canCancel ? h('button', { type: 'button', id: 'cancel-task', class: 'danger', onclick: cancel }, 'Cancel task') : null,
+        canRetry ? h('button', { type: 'button', id: 'retry-task', class: 'primary', onclick: retry }, 'Retry') : null)));
 
     const groupId = idOf(t.task_group);
     const parentId = idOf(t.parent_task);
+    const retryOfId = idOf(t.retry_of);
     const factsData = {
       created: t.created_at, started: t.started_at, finished: t.finished_at, unblocked: t.unblocked_at, worker: t.worker,
       owner: t.owner, group: groupId, groupName: groups.get(groupId), parent: parentId, parentName: names.get(parentId), state: t.state,
+      scheduled: t.scheduled_at, retry: t.retry, key: t.unique_key, retryOf: retryOfId, retryOfName: names.get(retryOfId),
     };
     fill(slots.facts, factsData, () => {
       const waited = t.started_at ? Date.parse(t.started_at) - Date.parse(t.created_at) : null;
       const ran = t.started_at && t.finished_at ? Date.parse(t.finished_at) - Date.parse(t.started_at) : null;
       return section('task-facts', 'Details', h('dl', { class: 'facts' },
         fact('Created', 'task-created', timeEl(t.created_at, 'both')),
+        t.scheduled_at ? fact('Scheduled', 'task-scheduled', timeEl(t.scheduled_at, t.state === 'scheduled' ? 'both-until' : 'both')) : null,
         fact('Started', 'task-started', timeEl(t.started_at, 'both'), waited !== null ? h('span', { class: 'muted' }, ` waited ${duration(waited)}`) : null),
         fact('Finished', 'task-finished', timeEl(t.finished_at, 'both'), ran !== null ? h('span', { class: 'muted' }, ` ran ${duration(ran)}`) : null),
         fact('Worker', 'task-worker', t.worker ? [t.worker.name, t.worker.missing ? h('span', { class: 'badge warn' }, 'missing') : null] : h('span', { class: 'none' }, '—')),
         fact('Owner', 'task-owner', t.owner || h('span', { class: 'none' }, '— (open mode)')),
         groupId ? fact('Group', 'task-group', h('a', { href: `#/groups/${groupId}`, title: groupId }, groups.get(groupId) || groupId)) : null,
         parentId ? fact('Parent', 'task-parent', linkToTask(parentId)) : null,
+        retryOfId ? fact('Retry of', 'task-retry-of', linkToTask(retryOfId)) : null,
+        t.retry ? fact('Retries', 'task-retry', retryText(t.retry)) : null,
+        typeof t.unique_key === 'string' ? fact('Unique key', 'task-unique-key', h('code', {}, t.unique_key)) : null,
         fact('Id', 'task-id', h('span', { class: 'mono' }, t.id))));
     });
 
@@ -131,16 +189,18 @@ export function taskPage(ctx, route) {
         : none('No progress reported.')));
 
     fill(slots.error, t.error, () => (t.error ? section('task-error', 'Error',
-      h('p', {}, h('strong', { class: 'error-kind' }, t.error.kind), ': ', h('span', { class: 'error-description' }, t.error.description)),
+      h('p', {}, errorLine(t.error)),
       t.error.traceback
         ? h('pre', { class: 'traceback', tabindex: '0', 'aria-label': 'Traceback' }, t.error.traceback)
         : h('pre', { class: 'traceback none' }, '(no traceback)')) : null));
+
+    fill(slots.attempts, [t.state, t.attempts, t.retry, t.scheduled_at], () => attemptsSection(t));
 
     fill(slots.nonFatal, t.non_fatal_errors, () => {
       const errs = t.non_fatal_errors || [];
       return section('task-non-fatal-errors', `Non-fatal errors (${errs.length})`, errs.length
         ? h('ul', { class: 'errors' }, errs.map((e) => h('li', {},
-          h('strong', { class: 'error-kind' }, e.kind), ': ', h('span', { class: 'error-description' }, e.description),
+          errorLine(e),
           e.traceback ? h('details', {}, h('summary', {}, 'Traceback'), h('pre', { class: 'traceback', tabindex: '0' }, e.traceback)) : null)))
         : none());
     });
@@ -228,7 +288,7 @@ export function taskPage(ctx, route) {
   // loadNames reads the names of linked tasks and groups, once each, and
   // the names and states of the children.
   async function loadNames(t) {
-    const want = [idOf(t.parent_task), ...(t.blocked_by || []).map((b) => idOf(b.task))].filter((x) => x && !names.has(x)).slice(0, 20);
+    const want = [idOf(t.parent_task), idOf(t.retry_of), ...(t.blocked_by || []).map((b) => idOf(b.task))].filter((x) => x && !names.has(x)).slice(0, 20);
     const reads = want.map((x) => api.get(`/tasks/${x}`, { signal: aborter.signal }).then((o) => names.set(x, o.name), () => names.set(x, '')));
     const g = idOf(t.task_group);
     if (g && !groups.has(g)) {
@@ -252,7 +312,7 @@ export function taskPage(ctx, route) {
     const t = task;
     const yes = await ctx.confirm({
       title: 'Cancel this task?',
-      text: `${t.name} (${t.id}) is ${t.state}. ${t.state === 'waiting' ? 'It will be canceled at once and never run.' : 'Its worker will be asked to stop it.'}`,
+      text: `${t.name} (${t.id}) is ${t.state}. ${['scheduled', 'waiting'].includes(t.state) ? 'It will be canceled at once and never run.' : 'Its worker will be asked to stop it.'}`,
       yes: 'Cancel task',
       no: 'Keep it',
     });
@@ -280,6 +340,25 @@ export function taskPage(ctx, route) {
         heading.focus();
       }
     }
+  }
+
+  // retry runs the task again as a new task (POST …/retry), and shows it.
+  async function retry() {
+    const button = document.getElementById('retry-task');
+    if (button) button.disabled = true;
+    let ref;
+    try {
+      ref = await api.post(`/tasks/${encodeURIComponent(id)}/retry`, undefined, { signal: aborter.signal });
+    } catch (err) {
+      if (api.isAbort(err) || err.status === 401) return;
+      ctx.flash(`Could not retry the task: ${err.detail || err.message}`);
+      if (button) button.disabled = false;
+      reload();
+      return;
+    }
+    if (gone) return;
+    ctx.clearFlash();
+    location.hash = `#/tasks/${idOf(ref.task)}`;
   }
 
   return {

@@ -17,6 +17,8 @@ const ORDERINGS = [
   ['started_at', 'Started, oldest first'],
   ['-finished_at', 'Finished, newest first'],
   ['finished_at', 'Finished, oldest first'],
+  ['scheduled_at', 'Due, soonest first'],
+  ['-scheduled_at', 'Due, latest first'],
 ];
 
 // --- Rows, shared with the group page ---
@@ -35,11 +37,23 @@ export function taskTableHead(caption) {
   ];
 }
 
-function progressCell(task) {
+function dueEl(due, cls) {
+  return h('span', { class: cls }, 'due ', timeEl(due, 'until'));
+}
+
+// progressCell is a task's first progress bar; on a phone, where the
+// time columns are hidden, a scheduled task's due time.
+function progressCell(task, due) {
   const report = (task.progress_reports || [])[0];
-  if (!report) return [];
+  if (!report) return due ? [dueEl(due, 'task-due task-due-narrow')] : [];
   return [progressEl(report, `Progress of ${task.name}: ${report.message || report.code}`),
     h('span', { class: 'progress-text' }, progressText(report))];
+}
+
+// finishedCell is when the task ended or, while it is scheduled, when it
+// is due.
+function finishedCell(task, due) {
+  return due ? dueEl(due, 'task-due') : timeEl(task.finished_at);
 }
 
 // taskRow makes a tr[data-task-id][data-state] for a task of the API.
@@ -67,16 +81,20 @@ function setCell(td, key, build) {
 // part of one: state and progress_reports).
 export function updateTaskRow(tr, task) {
   const cell = (cls) => tr.querySelector(`td.${cls}`);
+  const full = 'worker' in task;
+  // When a scheduled task is due: an event does not say, the row remembers.
+  if (full) tr.dataset.due = task.scheduled_at || '';
+  const due = task.state === 'scheduled' ? tr.dataset.due || null : null;
   tr.dataset.state = task.state;
   setCell(cell('task-state'), task.state, () => stateBadge(task.state));
   const report = (task.progress_reports || [])[0];
-  setCell(cell('task-progress'), JSON.stringify(report || null), () => progressCell(task));
-  if ('worker' in task) {
+  setCell(cell('task-progress'), JSON.stringify([report || null, due]), () => progressCell(task, due));
+  if (full) {
     const name = task.worker ? task.worker.name : '';
     setCell(cell('task-worker'), name, () => name || h('span', { class: 'none' }, '—'));
     setCell(cell('task-owner'), task.owner, () => task.owner || h('span', { class: 'none', title: 'open mode' }, '—'));
     setCell(cell('task-created'), task.created_at, () => timeEl(task.created_at));
-    setCell(cell('task-finished'), task.finished_at || '', () => timeEl(task.finished_at));
+    setCell(cell('task-finished'), JSON.stringify([task.finished_at, due]), () => finishedCell(task, due));
   }
 }
 
@@ -85,8 +103,11 @@ export function updateTaskRow(tr, task) {
 export function applyEvent(tr, ev) {
   updateTaskRow(tr, ev);
   const finished = tr.querySelector('td.task-finished');
-  if (FINAL.has(ev.state) && !finished.querySelector('time')) {
+  const wasDue = finished.querySelector('.task-due') !== null;
+  if (FINAL.has(ev.state) && (wasDue || !finished.querySelector('time'))) {
     setCell(finished, ev.updated_at, () => timeEl(ev.updated_at));
+  } else if (wasDue && ev.state !== 'scheduled') {
+    setCell(finished, '', () => timeEl(null)); // it came due
   }
 }
 
