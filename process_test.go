@@ -65,6 +65,19 @@ func processRegistry() *stint.Registry {
 		return struct{}{}, err
 	}, stint.InChildProcess())
 	stint.Register(reg, "test.child.stuck", childStuck, stint.InChildProcess())
+	// Lost with their worker: the first holds out until its run is
+	// stopped, and is retried when dropped; the second holds out always.
+	stint.Register(reg, "test.lost.retried", func(ctx context.Context, run *stint.Run, _ struct{}) (int, error) {
+		if run.AttemptNumber() == 1 {
+			<-ctx.Done()
+			return 0, ctx.Err()
+		}
+		return run.AttemptNumber(), nil
+	}, stint.RetryDropped(), stint.Retry(stint.RetryPolicy{MaxAttempts: 3, InitialDelay: 100 * time.Millisecond}))
+	stint.Register(reg, "test.lost.plain", func(ctx context.Context, _ *stint.Run, _ struct{}) (struct{}, error) {
+		<-ctx.Done()
+		return struct{}{}, ctx.Err()
+	})
 	stint.Register(reg, "test.child.slow", childStuck, stint.InChildProcess(), stint.WithTimeout(time.Second))
 	return reg
 }

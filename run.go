@@ -53,6 +53,10 @@ func (r *Run) Name() string { return r.task.Name }
 // the task is claimed.
 func (r *Run) Attempt() int { return r.task.Attempt }
 
+// AttemptNumber returns the number of this run among the task's
+// attempts: 1 for the first, more for a retried task (see Retry).
+func (r *Run) AttemptNumber() int { return len(r.task.Attempts) + 1 }
+
 // Progress records a progress report, replacing the earlier report with the
 // same Code. Calls may be frequent: writes are coalesced.
 func (r *Run) Progress(p ProgressReport) { r.rec.Progress(p) }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,5 +143,41 @@ func TestTwoAPINodesOneWorker(t *testing.T) {
 	one.request(t, "GET", ref.Task, "", 200, &task)
 	if task.State != "canceled" || task.Worker == nil || task.Worker.Name != "w1" {
 		t.Fatalf("the first node sees %s, worker %+v", task.State, task.Worker)
+	}
+}
+
+// TestUniqueKeyAcrossTwoAPINodes: 50 concurrent dispatches of one unique
+// key through two API processes create exactly one task; the other 49 are
+// answered with it, deduplicated.
+func TestUniqueKeyAcrossTwoAPINodes(t *testing.T) {
+	bin := buildStint(t)
+	dsn := pgtest.Database(t)
+	if out, err := exec.Command(bin, "migrate", "--db", dsn).CombinedOutput(); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	nodes := []*apiProcess{startAPI(t, bin, dsn), startAPI(t, bin, dsn)}
+	const n = 50
+	refs := make([]apiv1.TaskRef, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nodes[i%2].request(t, "POST", "/api/v1/tasks",
+				`{"name": "stint.sleep", "args": {"seconds": 60}, "exclusive_resources": ["repo:1"], "unique_key": "sync-repo-1"}`, 202, &refs[i])
+		}()
+	}
+	wg.Wait()
+	hrefs, dups := map[string]bool{}, 0
+	for _, r := range refs {
+		hrefs[r.Task] = true
+		if r.Deduplicated {
+			dups++
+		}
+	}
+	var page apiv1.Page[apiv1.Task]
+	nodes[0].request(t, "GET", "/api/v1/tasks?name=stint.sleep", "", 200, &page)
+	if len(hrefs) != 1 || dups != n-1 || page.Count == nil || *page.Count != 1 {
+		t.Fatalf("%d dispatches of one key: %d tasks answered (%d deduplicated), %v tasks stored", n, len(hrefs), dups, page.Count)
 	}
 }
