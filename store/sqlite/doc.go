@@ -48,6 +48,21 @@
 // every step an index probe from the queue heads: the cost of a dispatch
 // or a completion does not grow with the number of waiting tasks.
 //
+// # Tasks in time
+//
+// A task dispatched with a ScheduledAt to come is inserted scheduled, with
+// no queue entries, and blocks nothing. EnqueueDue takes the scheduled
+// tasks that are due, through the partial index stint_tasks_due, gives each
+// a new seq (the next one: it queues behind every task dispatched before
+// it became due; seq is the rowid, and nothing keys on a scheduled task's)
+// and queues it with the dispatch's own code. A failed run (or a dropped
+// one, by Finish, DropLostWorkers or the recovery at Open, when the policy
+// retries dropped runs) of a task whose retry policy has attempts left is
+// recorded in its attempts, and the task is scheduled for its next
+// attempt, its queue entries released. Unique keys are looked up, in the
+// write transaction, through the partial unique index that enforces them;
+// one process writes, so nothing comes between the lookup and the insert.
+//
 // # Durability
 //
 // The file is in WAL mode with synchronous=NORMAL, which SQLite documents
@@ -65,8 +80,10 @@
 //
 // Whatever a previous process left is its own: at Open, tasks found running
 // end dropped and canceling ones canceled, each with an error saying the
-// process stopped while it ran; their resources are freed and the tasks
-// behind them unblocked; every registered worker is removed. Recovered
+// process stopped while it ran (a running task whose retry policy retries
+// dropped runs, with attempts left, is retried instead); their resources
+// are freed and the tasks behind them unblocked; every registered worker
+// is removed. Recovered
 // tells what was repaired.
 //
 // # Data

@@ -29,10 +29,10 @@ const (
 	sqlCreateGroup = `INSERT INTO stint_task_groups (id, description, owner, created_at, all_tasks_dispatched)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 	sqlSealGroup = `UPDATE stint_task_groups SET all_tasks_dispatched = 1 WHERE id = ?`
-	// sqlGroupIncomplete is the waiting and running tasks of a group, in
-	// dispatch order: what CancelTaskGroup cancels.
+	// sqlGroupIncomplete is the scheduled, waiting and running tasks of a
+	// group, in dispatch order: what CancelTaskGroup cancels.
 	sqlGroupIncomplete = `SELECT seq, id, state FROM stint_tasks
-		WHERE task_group = ? AND task_group IS NOT NULL AND state IN ('waiting', 'running') ORDER BY seq`
+		WHERE task_group = ? AND task_group IS NOT NULL AND state IN ('scheduled', 'waiting', 'running') ORDER BY seq`
 
 	sqlGroup = `SELECT id, description, owner, created_at, all_tasks_dispatched
 		FROM stint_task_groups WHERE id = ?`
@@ -188,7 +188,7 @@ func (s *Store) CreateTaskGroup(ctx context.Context, g store.NewTaskGroup, tasks
 			if err != nil {
 				return err
 			}
-			if t.UnblockedAt != nil {
+			if t.UnblockedAt != nil && !t.Deduplicated {
 				w.wake = true
 			}
 			dispatched = append(dispatched, t)
@@ -202,13 +202,18 @@ func (s *Store) CreateTaskGroup(ctx context.Context, g store.NewTaskGroup, tasks
 		return nil, nil, err
 	}
 	// The group as TaskGroup reads it after the commit: its tasks are the
-	// ones just dispatched, all waiting (nothing ran between).
+	// ones just inserted, waiting or scheduled (nothing ran between). A
+	// task deduplicated (an existing one with its unique key, returned in
+	// its place) did not join it.
 	group := &store.TaskGroup{
 		ID: g.ID, Description: g.Description, Owner: g.Owner, CreatedAt: timeOf(created),
-		AllTasksDispatched: g.AllTasksDispatched, Counts: map[store.State]int{}, Tasks: make([]uuid.UUID, len(dispatched)),
+		AllTasksDispatched: g.AllTasksDispatched, Counts: map[store.State]int{}, Tasks: []uuid.UUID{},
 	}
-	for i, t := range dispatched {
-		group.Tasks[i] = t.ID
+	for _, t := range dispatched {
+		if t.Deduplicated {
+			continue
+		}
+		group.Tasks = append(group.Tasks, t.ID)
 		group.Counts[t.State]++
 	}
 	return group, dispatched, nil
@@ -421,9 +426,10 @@ func (w *wtx) seal(id uuid.UUID) error {
 }
 
 // CancelTaskGroup implements store.Store in one write transaction, which
-// nothing else interleaves with: each waiting task of the group becomes
-// canceled and each running one canceling, as Cancel does, and the waiting
-// ones leave their queues in one release, in dispatch order.
+// nothing else interleaves with: each scheduled or waiting task of the
+// group becomes canceled and each running one canceling, as Cancel does,
+// and the waiting ones leave their queues in one release, in dispatch
+// order.
 func (s *Store) CancelTaskGroup(ctx context.Context, id uuid.UUID) (*store.TaskGroup, error) {
 	var g *store.TaskGroup
 	err := s.write(ctx, func(w *wtx) error {
@@ -464,7 +470,7 @@ func (s *Store) CancelTaskGroup(ctx context.Context, id uuid.UUID) (*store.TaskG
 		var release []int64
 		for _, m := range incomplete {
 			switch m.state {
-			case store.StateWaiting:
+			case store.StateScheduled, store.StateWaiting:
 				if _, err := w.exec(sqlCancelWaiting, w.now, m.seq); err != nil {
 					return err
 				}

@@ -19,27 +19,32 @@ type hub struct {
 	wakers map[chan struct{}]struct{}
 	// cancelers are signaled when a change makes a task canceling.
 	cancelers map[chan struct{}]struct{}
-	subs      map[*changefeed.Backlog]struct{}
-	dropped   *atomic.Uint64
+	// duers are signaled when a transaction scheduled a task.
+	duers   map[chan struct{}]struct{}
+	subs    map[*changefeed.Backlog]struct{}
+	dropped *atomic.Uint64
 }
 
 func newHub(dropped *atomic.Uint64) *hub {
 	return &hub{done: make(chan struct{}), wakers: map[chan struct{}]struct{}{},
-		cancelers: map[chan struct{}]struct{}{}, subs: map[*changefeed.Backlog]struct{}{}, dropped: dropped}
+		cancelers: map[chan struct{}]struct{}{}, duers: map[chan struct{}]struct{}{}, subs: map[*changefeed.Backlog]struct{}{}, dropped: dropped}
 }
 
-// publish hands changes to every subscriber and, if wake, a wake-up to
-// every waker. The writer calls it in commit order, under the write lock,
+// publish hands changes to every subscriber, if wake, a wake-up to every
+// waker and, if due, a due signal to every subscriber of DueSignals. The writer calls it in commit order, under the write lock,
 // so each subscriber sees the changes of a task in the order they were
 // made.
-func (h *hub) publish(changes []store.TaskChange, wake bool) {
-	if len(changes) == 0 && !wake {
+func (h *hub) publish(changes []store.TaskChange, wake, due bool) {
+	if len(changes) == 0 && !wake && !due {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if wake {
 		signalAll(h.wakers)
+	}
+	if due {
+		signalAll(h.duers)
 	}
 	for _, c := range changes {
 		if c.State == store.StateCanceling {
@@ -83,6 +88,11 @@ func (h *hub) wakeups(ctx context.Context) (<-chan struct{}, error) {
 // ends.
 func (h *hub) cancels(ctx context.Context) (<-chan struct{}, error) {
 	return h.signals(ctx, h.cancelers)
+}
+
+// dueSignals subscribes to the signals of scheduled tasks until ctx ends.
+func (h *hub) dueSignals(ctx context.Context) (<-chan struct{}, error) {
+	return h.signals(ctx, h.duers)
 }
 
 // signals adds a channel to set, one of the hub's sets of signal channels,

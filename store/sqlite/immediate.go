@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/stint-dev/stint/internal/versions"
 	"github.com/stint-dev/stint/store"
@@ -32,7 +34,10 @@ const (
 // is runnable at once, else skipped (and released, as Cancel releases a
 // waiting task) unless p.Deferred. Runnable at once also means that
 // p.Worker's registered versions satisfy the task's requirement, if it has
-// one: a worker that is not registered provides none.
+// one: a worker that is not registered provides none. A task with a
+// unique key that an incomplete task has is not inserted: that task is
+// returned, Deduplicated, not claimed. A task scheduled after now is
+// refused.
 func (s *Store) DispatchImmediate(ctx context.Context, t store.NewTask, p store.ImmediateParams) (*store.Task, error) {
 	pr, err := prepareNew(t)
 	if err != nil {
@@ -46,6 +51,16 @@ func (s *Store) DispatchImmediate(ctx context.Context, t store.NewTask, p store.
 		dispatched, err := w.insertTask(pr)
 		if err != nil {
 			return err
+		}
+		if dispatched.Deduplicated {
+			// An incomplete task with its unique key: that one, as it is.
+			task = dispatched
+			return nil
+		}
+		if dispatched.State == store.StateScheduled {
+			// Refused; the insert is rolled back.
+			return fmt.Errorf("sqlite: immediate dispatch of task %s scheduled at %s, after now",
+				t.ID, timeOf(pr.scheduled.Int64).Format(time.RFC3339Nano))
 		}
 		runnable := dispatched.UnblockedAt != nil
 		if runnable && len(t.Versions) > 0 {

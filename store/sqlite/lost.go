@@ -8,8 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/stint-dev/stint/store"
 )
 
@@ -30,8 +28,8 @@ const (
 		AND t.started_at < ?1 AND NOT EXISTS (SELECT 1 FROM stint_workers w WHERE w.name = t.worker)
 		ORDER BY t.worker`
 	sqlLost     = `SELECT name, last_heartbeat FROM stint_workers WHERE last_heartbeat < ? ORDER BY name`
-	sqlLostRuns = `SELECT seq, id, state FROM stint_tasks
-		WHERE worker = ?1 AND state IN ('running', 'canceling') AND started_at < ?2 ORDER BY seq`
+	sqlLostRuns = `SELECT t.state, ` + runColumns + ` FROM stint_tasks t
+		WHERE t.worker = ?1 AND t.state IN ('running', 'canceling') AND t.started_at < ?2 ORDER BY t.seq`
 	sqlEndLostRun = `UPDATE stint_tasks SET state = ?1, error = ?2, finished_at = ?3, updated_at = ?3
 		WHERE seq = ?4 AND state IN ('running', 'canceling')`
 )
@@ -52,7 +50,8 @@ func lostError(worker string, heartbeat int64, orphan bool, state store.State) s
 }
 
 // DropLostWorkers implements store.Store, in one write transaction, as
-// Finish and RemoveWorker do: the one writer makes each task end once. The
+// Finish and RemoveWorker do: the one writer makes each task end once (or,
+// for a running task whose policy retries dropped runs, be retried once). The
 // clock is this process's, which wrote every heartbeat. Whether any worker
 // is lost is read first, without the write lock: nearly always none is.
 func (s *Store) DropLostWorkers(ctx context.Context, missingAfter time.Duration) (store.LostWorkers, error) {
@@ -100,12 +99,11 @@ func (s *Store) DropLostWorkers(ctx context.Context, missingAfter time.Duration)
 		}
 		var release []int64
 		for _, wk := range workers {
-			type run struct {
-				seq   int64
-				id    string
+			type lostRun struct {
+				run
 				state store.State
 			}
-			var runs []run
+			var runs []lostRun
 			// A listed worker's runs, all; an orphan's, those that ran
 			// longer than missingAfter.
 			startedBefore := int64(math.MaxInt64)
@@ -117,8 +115,8 @@ func (s *Store) DropLostWorkers(ctx context.Context, missingAfter time.Duration)
 				return err
 			}
 			for rows.Next() {
-				var r run
-				if err := rows.Scan(&r.seq, &r.id, &r.state); err != nil {
+				var r lostRun
+				if r.run, err = scanRun(rows, &r.state); err != nil {
 					rows.Close()
 					return err
 				}
@@ -133,20 +131,26 @@ func (s *Store) DropLostWorkers(ctx context.Context, missingAfter time.Duration)
 				if r.state == store.StateCanceling {
 					end = store.StateCanceled
 				}
-				taskErr, err := json.Marshal(lostError(wk.name, wk.heartbeat, wk.orphan, end))
+				lostErr := lostError(wk.name, wk.heartbeat, wk.orphan, end)
+				lost.Tasks = append(lost.Tasks, r.id)
+				release = append(release, r.seq)
+				if r.state == store.StateRunning && r.retries(store.StateDropped) {
+					// Retried as Finish retries a failed run, the run
+					// recorded dropped with the error it would have ended
+					// with.
+					if err := w.retry(r.run, store.StateDropped, &lostErr); err != nil {
+						return err
+					}
+					continue
+				}
+				taskErr, err := json.Marshal(lostErr)
 				if err != nil {
 					return err
 				}
 				if _, err := w.exec(sqlEndLostRun, string(end), string(taskErr), w.now, r.seq); err != nil {
 					return err
 				}
-				id, err := uuid.Parse(r.id)
-				if err != nil {
-					return err
-				}
-				lost.Tasks = append(lost.Tasks, id)
-				release = append(release, r.seq)
-				w.change(id, end)
+				w.change(r.id, end)
 			}
 			if _, err := w.exec(sqlRemoveWorker, wk.name); err != nil {
 				return err

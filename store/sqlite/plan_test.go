@@ -20,13 +20,17 @@ func TestPlans(t *testing.T) {
 	defer st.Close()
 	// The only scans allowed: the claimable tasks in order (the claim walks
 	// them up to its limit), the arguments' JSON lists, and subqueries.
-	allowed := []string{"SCAN c USING INDEX stint_tasks_claimable", "SCAN json_each", "SCAN h"}
+	// And the first due task (sqlNextDue reads one entry of its index), and
+	// sqlite_sequence, one row per table with AUTOINCREMENT.
+	allowed := []string{"SCAN c USING INDEX stint_tasks_claimable", "SCAN json_each", "SCAN h",
+		"SCAN stint_tasks USING COVERING INDEX stint_tasks_due", "SCAN sqlite_sequence"}
 	statements := append([]string{}, writeStatements...)
 	statements = append(statements,
 		`SELECT `+taskColumns+` FROM stint_tasks WHERE id = ?`,
 		`SELECT worker, id FROM stint_tasks WHERE worker = ? AND state IN ('running', 'canceling') ORDER BY seq`,
 		`SELECT parent_task, id FROM stint_tasks
 		WHERE parent_task IN (SELECT value FROM json_each(?)) AND parent_task IS NOT NULL ORDER BY seq`,
+		sqlLostRuns,
 	)
 	// The default pages of the task list walk the index of creation
 	// times, in either direction, without sorting the tasks.
@@ -41,6 +45,23 @@ func TestPlans(t *testing.T) {
 		sqlPromote: {"USING INDEX stint_task_resources_waiting", "USING INDEX stint_task_resources_exclusive"},
 		sqlFinish:  {"SEARCH t USING INDEX sqlite_autoindex_stint_tasks_1 (id=?)"},
 		sqlClaim:   {"USING INDEX stint_tasks_claimable", "USING INDEX stint_task_resources_task", "USING INDEX stint_task_resources_exclusive"},
+		// Tasks in time.
+		sqlUniqueTask:      {"SEARCH stint_tasks USING INDEX stint_tasks_unique_key (owner=? AND name=? AND unique_key=?)"},
+		sqlDue:             {"SEARCH stint_tasks USING INDEX stint_tasks_due (scheduled_at<?)"},
+		sqlNextDue:         {"SCAN stint_tasks USING COVERING INDEX stint_tasks_due"},
+		sqlMakeDue:         {"SEARCH stint_tasks USING INTEGER PRIMARY KEY (rowid=?)"},
+		sqlRetry:           {"SEARCH stint_tasks USING INTEGER PRIMARY KEY (rowid=?)"},
+		sqlCancelWaiting:   {"SEARCH stint_tasks USING INTEGER PRIMARY KEY (rowid=?)"},
+		sqlRetryCandidates: {"SEARCH t USING INDEX sqlite_autoindex_stint_tasks_1 (id=?)"},
+		sqlLostRuns:        {"SEARCH t USING INDEX stint_tasks_active (worker=?)"},
+	}
+	// sqlNextDue reads the first entry of the index only: it stops there
+	// (LIMIT 1, the index's order), without sorting.
+	if plan := strings.Join(explain(t, st, sqlNextDue), "\n"); strings.Contains(plan, "TEMP B-TREE") {
+		t.Errorf("%s sorts:\n%s", sqlNextDue, plan)
+	}
+	if plan := strings.Join(explain(t, st, sqlDue), "\n"); strings.Contains(plan, "TEMP B-TREE") {
+		t.Errorf("%s sorts:\n%s", sqlDue, plan)
 	}
 	for _, q := range statements {
 		plan := explain(t, st, q)

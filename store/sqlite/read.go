@@ -64,7 +64,7 @@ func (s *Store) CountByState(ctx context.Context) (map[store.State]int, error) {
 
 // orderBy maps each ordering to its ORDER BY clause. Ties are broken by
 // dispatch order (seq), in the ordering's direction; tasks that have not
-// started or finished sort last in both directions.
+// started, finished or been scheduled sort last in both directions.
 var orderBy = map[store.Ordering]string{
 	"":                      "created_at, seq",
 	store.OrderCreated:      "created_at, seq",
@@ -73,6 +73,9 @@ var orderBy = map[store.Ordering]string{
 	store.OrderStartedDesc:  "started_at DESC NULLS LAST, seq DESC",
 	store.OrderFinished:     "finished_at ASC NULLS LAST, seq",
 	store.OrderFinishedDesc: "finished_at DESC NULLS LAST, seq DESC",
+	// Tasks that were not scheduled (scheduled_at null) last.
+	store.OrderScheduled:     "scheduled_at ASC NULLS LAST, seq",
+	store.OrderScheduledDesc: "scheduled_at DESC NULLS LAST, seq DESC",
 }
 
 // conditions accumulates the WHERE clause of a task list and its arguments.
@@ -166,6 +169,10 @@ func taskConditions(f store.TaskFilter) (*conditions, error) {
 			c.add("finished_at >= ?", microsOf(v.(time.Time), false))
 		case store.FilterFinishedLTE:
 			c.add("finished_at <= ?", microsOf(v.(time.Time), true))
+		case store.FilterScheduledGTE:
+			c.add("scheduled_at >= ?", microsOf(v.(time.Time), false))
+		case store.FilterScheduledLTE:
+			c.add("scheduled_at <= ?", microsOf(v.(time.Time), true))
 		default:
 			return nil, fmt.Errorf("sqlite: no translation of filter field %d", term.Field)
 		}

@@ -41,8 +41,46 @@ const (
 		FROM stint_task_groups g WHERE g.id = ?1`
 
 	sqlInsertTask = `INSERT INTO stint_tasks (seq, id, name, state, args, owner, created_at, updated_at,
-			unblocked_at, exclusive_resources, shared_resources, versions, blocked_count, parent_task, task_group)
-		VALUES (?, ?, ?, 'waiting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+			unblocked_at, exclusive_resources, shared_resources, versions, blocked_count, parent_task, task_group,
+			scheduled_at, retry, unique_key, retry_of)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+	// sqlUniqueTask is the incomplete task of an owner (?1) and name (?2)
+	// with the unique key ?3, through the unique partial index that
+	// enforces the key.
+	sqlUniqueTask = `SELECT ` + taskColumns + ` FROM stint_tasks
+		WHERE owner = ?1 AND name = ?2 AND unique_key = ?3 AND unique_key IS NOT NULL
+		  AND state IN ('scheduled', 'waiting', 'running', 'canceling')`
+
+	// sqlDue is the scheduled tasks due at ?1, oldest due first, at most
+	// ?2, through stint_tasks_due.
+	sqlDue = `SELECT seq, id, exclusive_resources, shared_resources FROM stint_tasks INDEXED BY stint_tasks_due
+		WHERE state = 'scheduled' AND scheduled_at <= ?1 ORDER BY scheduled_at, seq LIMIT ?2`
+	// sqlNextDue is the time the first scheduled task is due.
+	sqlNextDue = `SELECT scheduled_at FROM stint_tasks INDEXED BY stint_tasks_due
+		WHERE state = 'scheduled' ORDER BY scheduled_at, seq LIMIT 1`
+	// sqlMakeDue makes a scheduled task waiting under its new seq ?1,
+	// with the blocked count and unblocked time its new queue entries
+	// gave it, as a dispatch sets them.
+	sqlMakeDue = `UPDATE stint_tasks SET seq = ?1, state = 'waiting', blocked_count = ?2, unblocked_at = ?3, updated_at = ?4
+		WHERE seq = ?5 AND state = 'scheduled'`
+	// sqlBumpSequence keeps sqlite_sequence at the highest seq given, which
+	// SQLite moves on inserts only: a seq that sqlMakeDue gave is never
+	// given again, even once its task is deleted.
+	sqlBumpSequence = `UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'stint_tasks' AND seq < ?1`
+
+	// sqlRetryCandidates is the running tasks with a retry policy among
+	// those of ?1, a JSON array of [id, attempt] (the failed and dropped
+	// outcomes of a Finish): the runs Finish may retry rather than end.
+	sqlRetryCandidates = `SELECT ` + runColumns + ` FROM json_each(?1) JOIN stint_tasks AS t ON t.id = json_each.value ->> 0
+		WHERE t.attempt = json_each.value ->> 1 AND +t.state = 'running' AND t.retry IS NOT NULL`
+	// sqlRetry turns a running task into a scheduled one, due at ?1, its
+	// ended run appended to its attempts (?2) and its error (?3) kept;
+	// the caller releases its queue entries. unblocked_at stays what the
+	// run had (as on PostgreSQL): EnqueueDue sets it again.
+	sqlRetry = `UPDATE stint_tasks SET state = 'scheduled', scheduled_at = ?1, attempts = ?2, error = ?3, result = NULL,
+			started_at = NULL, worker = NULL, updated_at = ?4
+		WHERE seq = ?5 AND state = 'running'`
 
 	// sqlPromote is the per-resource rule after a queue lost entries: the
 	// head of the queue is ready; when it is shared, so is every entry
@@ -94,7 +132,8 @@ const (
 	// which comes first in the OR, which SQLite evaluates in order: only
 	// the others call stint_versions_ok (versions.go).
 	sqlClaim = `UPDATE stint_tasks
-		SET state = 'running', worker = ?1, attempt = attempt + 1, started_at = ?2, updated_at = ?2
+		SET state = 'running', worker = ?1, attempt = attempt + 1, started_at = ?2, updated_at = ?2,
+			error = NULL, result = NULL
 		WHERE seq IN (
 			SELECT c.seq FROM stint_tasks c INDEXED BY stint_tasks_claimable
 			WHERE c.state = 'waiting' AND c.unblocked_at IS NOT NULL
@@ -120,10 +159,12 @@ const (
 		WHERE t.id = o.id AND t.attempt = o.attempt AND +t.state IN ('running', 'canceling')
 		RETURNING id, seq, state, exclusive_resources <> '[]' OR shared_resources <> '[]'`
 
-	sqlLookup        = `SELECT seq, state FROM stint_tasks WHERE id = ?`
-	sqlTaskBySeq     = `SELECT ` + taskColumnsWithChildren + ` FROM stint_tasks WHERE seq = ?`
+	sqlLookup    = `SELECT seq, state FROM stint_tasks WHERE id = ?`
+	sqlTaskBySeq = `SELECT ` + taskColumnsWithChildren + ` FROM stint_tasks WHERE seq = ?`
+	// sqlCancelWaiting cancels a scheduled or waiting task; the caller
+	// releases its queue entries (a scheduled task has none).
 	sqlCancelWaiting = `UPDATE stint_tasks SET state = 'canceled', finished_at = ?1, updated_at = ?1
-		WHERE seq = ?2 AND state = 'waiting'`
+		WHERE seq = ?2 AND state IN ('scheduled', 'waiting')`
 	sqlCancelRunning = `UPDATE stint_tasks SET state = 'canceling', updated_at = ?1
 		WHERE seq = ?2 AND state = 'running'`
 
@@ -155,6 +196,7 @@ var writeStatements = []string{
 	sqlLookup, sqlTaskBySeq, sqlCancelWaiting, sqlCancelRunning, sqlSaveOutputs,
 	sqlRegisterWorker, sqlHeartbeat, sqlTaskStates, sqlRemoveWorker, sqlUnknownHeld,
 	sqlImmediateClaim, sqlSkip, sqlWorkerVersions, sqlGroupSealed,
+	sqlUniqueTask, sqlDue, sqlNextDue, sqlMakeDue, sqlBumpSequence, sqlRetryCandidates, sqlRetry,
 }
 
 // Dispatch implements store.Store. The tasks are inserted in order, in one
@@ -191,7 +233,7 @@ func (s *Store) dispatchBatch(ctx context.Context, rows []prepared) ([]*store.Ta
 			if err != nil {
 				return err
 			}
-			if t.UnblockedAt != nil {
+			if t.UnblockedAt != nil && !t.Deduplicated {
 				w.wake = true
 			}
 			out[i] = t
@@ -204,10 +246,27 @@ func (s *Store) dispatchBatch(ctx context.Context, rows []prepared) ([]*store.Ta
 	return out, nil
 }
 
-// insertTask inserts one task, waiting, queued behind every earlier
-// incomplete task on its resources, and records the change. It returns the
-// task as stored; the caller wakes workers if it is runnable.
+// insertTask inserts one task and records the change: waiting, queued
+// behind every earlier incomplete task on its resources, or scheduled,
+// outside every queue, when its ScheduledAt is after now. A task with a
+// unique key that an incomplete task of its owner and name has is not
+// inserted: that task is returned, Deduplicated. It returns the task as
+// stored; the caller wakes workers if it was inserted runnable.
 func (w *wtx) insertTask(p prepared) (*store.Task, error) {
+	if p.uniqueKey != nil {
+		// In the write transaction, which is the only writer: no task with
+		// the key can commit between this lookup and the insert. The key
+		// is looked up before the group's seal: a task that is not
+		// inserted joins no group.
+		t, err := scanTask(w.queryRow(sqlUniqueTask, p.nt.Owner, p.nt.Name, p.uniqueKey))
+		if err == nil {
+			t.Deduplicated = true
+			return t, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("task %s: unique key: %w", p.id, err)
+		}
+	}
 	if p.nt.TaskGroup != nil {
 		// In the write transaction: no seal can commit between this check
 		// and the insert.
@@ -222,44 +281,72 @@ func (w *wtx) insertTask(p prepared) (*store.Task, error) {
 	}
 	seq := w.s.nextSeq
 	w.s.nextSeq++
+	state := store.StateWaiting
 	blocked := 0
-	for _, list := range []struct {
-		res       []string
-		exclusive int
-	}{{p.exclusive, 1}, {p.shared, 0}} {
-		for _, r := range list.res {
-			var ready bool
-			if err := w.queryRow(sqlEnqueue, r, seq, list.exclusive).Scan(&ready); err != nil {
-				return nil, fmt.Errorf("task %s: queue on %q: %w", p.id, r, err)
-			}
-			if !ready {
-				blocked++
-			}
+	var unblocked sql.NullInt64
+	if p.scheduled.Valid && p.scheduled.Int64 > w.now {
+		// Scheduled: no queue entries until it is due (EnqueueDue).
+		state = store.StateScheduled
+		w.due = true
+	} else {
+		var err error
+		if blocked, err = w.enqueue(p.id, seq, p.exclusive, p.shared); err != nil {
+			return nil, err
+		}
+		if blocked == 0 {
+			unblocked = sql.NullInt64{Int64: w.now, Valid: true}
 		}
 	}
-	var unblocked sql.NullInt64
-	if blocked == 0 {
-		unblocked = sql.NullInt64{Int64: w.now, Valid: true}
-	}
-	if _, err := w.exec(sqlInsertTask, seq, p.id, p.nt.Name, p.args, p.nt.Owner, w.now, w.now,
+	if _, err := w.exec(sqlInsertTask, seq, p.id, p.nt.Name, string(state), p.args, p.nt.Owner, w.now, w.now,
 		unblocked, p.exclJSON, p.sharedJSON, p.versions, blocked,
-		uuidArg(p.nt.ParentTask), uuidArg(p.nt.TaskGroup)); err != nil {
+		uuidArg(p.nt.ParentTask), uuidArg(p.nt.TaskGroup),
+		p.scheduled, p.retry, p.uniqueKey, uuidArg(p.nt.RetryOf)); err != nil {
 		return nil, fmt.Errorf("task %s: %w", p.id, err)
 	}
 	versions := map[string]string{}
 	for k, v := range p.nt.Versions {
 		versions[k] = v
 	}
-	w.change(p.nt.ID, store.StateWaiting)
+	var retry *store.RetryPolicy
+	if p.nt.Retry != nil {
+		r := *p.nt.Retry
+		retry = &r
+	}
+	w.change(p.nt.ID, state)
 	return &store.Task{
-		ID: p.nt.ID, Seq: seq, Name: p.nt.Name, State: store.StateWaiting,
+		ID: p.nt.ID, Seq: seq, Name: p.nt.Name, State: state,
 		Args: json.RawMessage(p.args), Owner: p.nt.Owner,
 		CreatedAt: timeOf(w.now), UpdatedAt: timeOf(w.now), UnblockedAt: nullTime(unblocked),
 		ExclusiveResources: p.exclusive, SharedResources: p.shared, Versions: versions,
 		ParentTask: cloneUUID(p.nt.ParentTask), TaskGroup: cloneUUID(p.nt.TaskGroup),
+		ScheduledAt: nullTime(p.scheduled), Retry: retry, Attempts: []store.Attempt{},
+		UniqueKey: p.nt.UniqueKey, RetryOf: cloneUUID(p.nt.RetryOf),
 		Outputs: store.Outputs{NonFatalErrors: []store.TaskError{}, ProgressReports: []store.ProgressReport{},
 			CreatedResources: []string{}},
 	}, nil
+}
+
+// enqueue appends the entries of the task seq (id, for errors) to the
+// queues of its resources, each judged by the rule at dispatch
+// (sqlEnqueue), and returns how many are not ready. Dispatch and
+// EnqueueDue both queue tasks through it, so the rule is in one place.
+func (w *wtx) enqueue(id string, seq int64, exclusive, shared []string) (int, error) {
+	blocked := 0
+	for _, list := range []struct {
+		res       []string
+		exclusive int
+	}{{exclusive, 1}, {shared, 0}} {
+		for _, r := range list.res {
+			var ready bool
+			if err := w.queryRow(sqlEnqueue, r, seq, list.exclusive).Scan(&ready); err != nil {
+				return 0, fmt.Errorf("task %s: queue on %q: %w", id, r, err)
+			}
+			if !ready {
+				blocked++
+			}
+		}
+	}
+	return blocked, nil
 }
 
 func cloneUUID(id *uuid.UUID) *uuid.UUID {
@@ -408,7 +495,9 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Task, 
 }
 
 // Finish implements store.Store. The outcomes are recorded in one
-// statement, and the ids finished are returned in id order.
+// statement, after the runs that are retried rather than ended (failed or
+// dropped ones whose policy has attempts left) were made scheduled, and
+// the ids recorded, retried ones among them, are returned in id order.
 func (s *Store) Finish(ctx context.Context, outcomes []store.Outcome) ([]uuid.UUID, error) {
 	if len(outcomes) == 0 {
 		return nil, nil
@@ -417,6 +506,10 @@ func (s *Store) Finish(ctx context.Context, outcomes []store.Outcome) ([]uuid.UU
 	// same run would find the task no longer running anyway.
 	seen := make(map[uuid.UUID]bool, len(outcomes))
 	batch := make([][5]any, 0, len(outcomes))
+	// The failed and dropped outcomes that may be retried, by id, and
+	// their [id, attempt] for sqlRetryCandidates.
+	retryable := map[uuid.UUID]store.Outcome{}
+	var candidates [][2]any
 	for _, o := range outcomes {
 		if !o.State.Final() {
 			return nil, fmt.Errorf("sqlite: outcome of task %s: %q is not a final state", o.ID, o.State)
@@ -441,8 +534,16 @@ func (s *Store) Finish(ctx context.Context, outcomes []store.Outcome) ([]uuid.UU
 			taskErr = e
 		}
 		batch = append(batch, [5]any{o.ID.String(), o.Attempt, string(o.State), result, taskErr})
+		if (o.State == store.StateFailed || o.State == store.StateDropped) && !o.NoRetry {
+			retryable[o.ID] = o
+			candidates = append(candidates, [2]any{o.ID.String(), o.Attempt})
+		}
 	}
 	arg, err := json.Marshal(batch)
+	if err != nil {
+		return nil, err
+	}
+	retryArg, err := json.Marshal(candidates)
 	if err != nil {
 		return nil, err
 	}
@@ -454,6 +555,30 @@ func (s *Store) Finish(ctx context.Context, outcomes []store.Outcome) ([]uuid.UU
 	err = s.write(ctx, func(w *wtx) error {
 		done = done[:0]
 		var release []int64
+		if len(candidates) > 0 {
+			// Runs retried rather than ended. They are scheduled before
+			// sqlFinish runs, which then passes them over (it ends running
+			// and canceling tasks only).
+			var runs []run
+			if err := w.scanRows(sqlRetryCandidates, []any{string(retryArg)}, func(rows *sql.Rows) error {
+				r, err := scanRun(rows)
+				runs = append(runs, r)
+				return err
+			}); err != nil {
+				return err
+			}
+			for _, r := range runs {
+				o := retryable[r.id]
+				if !r.retries(o.State) {
+					continue
+				}
+				if err := w.retry(r, o.State, o.Error); err != nil {
+					return err
+				}
+				done = append(done, finished{r.id, r.seq})
+				release = append(release, r.seq)
+			}
+		}
 		rows, err := w.query(sqlFinish, string(arg), w.now)
 		if err != nil {
 			return err
@@ -517,7 +642,7 @@ func (s *Store) Cancel(ctx context.Context, id uuid.UUID) (*store.Task, error) {
 			return err
 		}
 		switch store.State(state) {
-		case store.StateWaiting:
+		case store.StateScheduled, store.StateWaiting:
 			if _, err := w.exec(sqlCancelWaiting, w.now, seq); err != nil {
 				return err
 			}
@@ -753,56 +878,54 @@ var (
 )
 
 // recover ends the tasks a previous process left running or canceling,
-// frees their resources and removes the workers it had registered.
+// frees their resources and removes the workers it had registered. A
+// running task whose policy retries dropped runs, with attempts left, is
+// retried instead, its run recorded dropped.
 func (s *Store) recover(ctx context.Context) error {
-	dropped, err := json.Marshal(errDroppedAtOpen)
-	if err != nil {
-		return err
-	}
-	canceled, err := json.Marshal(errCanceledAtOpen)
-	if err != nil {
-		return err
-	}
 	var res RecoveryResult
-	err = s.write(ctx, func(w *wtx) error {
+	err := s.write(ctx, func(w *wtx) error {
 		res = RecoveryResult{}
-		rows, err := w.tx.QueryContext(w.ctx, `SELECT seq, id, state FROM stint_tasks
-			WHERE state IN ('running', 'canceling') ORDER BY seq`)
-		if err != nil {
-			return err
-		}
 		type found struct {
-			seq   int64
-			id    string
+			run
 			state store.State
 		}
 		var left []found
-		for rows.Next() {
+		if err := w.scanRows(`SELECT t.state, `+runColumns+` FROM stint_tasks t
+			WHERE t.state IN ('running', 'canceling') ORDER BY t.seq`, nil, func(rows *sql.Rows) error {
 			var f found
-			if err := rows.Scan(&f.seq, &f.id, &f.state); err != nil {
-				rows.Close()
-				return err
-			}
+			var err error
+			f.run, err = scanRun(rows, &f.state)
 			left = append(left, f)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return err
+		}); err != nil {
 			return err
 		}
 		var seqs []int64
 		for _, f := range left {
-			state, taskErr := store.StateDropped, dropped
+			seqs = append(seqs, f.seq)
+			if f.state == store.StateRunning && f.retries(store.StateDropped) {
+				taskErr := errDroppedAtOpen
+				if err := w.retry(f.run, store.StateDropped, &taskErr); err != nil {
+					return err
+				}
+				res.Retried++
+				continue
+			}
+			state, taskErr := store.StateDropped, errDroppedAtOpen
 			if f.state == store.StateCanceling {
-				state, taskErr = store.StateCanceled, canceled
+				state, taskErr = store.StateCanceled, errCanceledAtOpen
 				res.Canceled++
 			} else {
 				res.Dropped++
 			}
-			if _, err := w.tx.ExecContext(w.ctx, `UPDATE stint_tasks SET state = ?1, error = ?2, finished_at = ?3, updated_at = ?3
-				WHERE seq = ?4`, string(state), string(taskErr), w.now, f.seq); err != nil {
+			text, err := json.Marshal(taskErr)
+			if err != nil {
 				return err
 			}
-			seqs = append(seqs, f.seq)
+			if _, err := w.tx.ExecContext(w.ctx, `UPDATE stint_tasks SET state = ?1, error = ?2, finished_at = ?3, updated_at = ?3
+				WHERE seq = ?4`, string(state), string(text), w.now, f.seq); err != nil {
+				return err
+			}
 		}
 		if err := w.release(seqs); err != nil {
 			return err

@@ -46,6 +46,7 @@ func (e *inUseError) Unwrap() error { return ErrInUse }
 // RecoveryResult counts what Open repaired of what a previous process left.
 type RecoveryResult struct {
 	Dropped  int // tasks found running, now dropped
+	Retried  int // tasks found running whose policy retries dropped runs, now scheduled
 	Canceled int // tasks found canceling, now canceled
 	Workers  int // registered workers removed
 }
@@ -286,6 +287,13 @@ func (s *Store) Cancels(ctx context.Context) (<-chan struct{}, error) {
 	return s.hub.cancels(ctx)
 }
 
+// DueSignals implements store.Store: the writer signals, after the commit,
+// each transaction that scheduled a task (a dispatch with a ScheduledAt to
+// come, a retry).
+func (s *Store) DueSignals(ctx context.Context) (<-chan struct{}, error) {
+	return s.hub.dueSignals(ctx)
+}
+
 // Changes implements store.Store. Changes are published once their
 // transaction has committed, in commit order; a slow reader gets them
 // coalesced per task, and an empty batch when it fell so far behind that
@@ -318,6 +326,7 @@ type wtx struct {
 	stmts   map[string]*sql.Stmt
 	changes []store.TaskChange
 	wake    bool
+	due     bool // a task was scheduled: send the due signal
 }
 
 // write runs fn in a write transaction (BEGIN IMMEDIATE on the write
@@ -345,7 +354,7 @@ func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
 		s.nextSeq = seq
 		return classify(err)
 	}
-	s.hub.publish(w.changes, w.wake)
+	s.hub.publish(w.changes, w.wake, w.due)
 	return nil
 }
 

@@ -17,7 +17,8 @@ import (
 // taskColumns are the columns of a task, in the order scanTask reads them.
 const taskColumns = `id, seq, name, state, args, owner, created_at, updated_at, unblocked_at,
 	started_at, finished_at, exclusive_resources, shared_resources, versions, coalesce(worker, ''),
-	attempt, parent_task, task_group, result, error, non_fatal_errors, progress_reports, created_resources`
+	attempt, parent_task, task_group, result, error, non_fatal_errors, progress_reports, created_resources,
+	scheduled_at, retry, attempts, coalesce(unique_key, ''), retry_of`
 
 // taskColumnsWithChildren are taskColumns and the ids of the task's
 // children in dispatch order (a JSON array, from the index on
@@ -45,10 +46,14 @@ func scanTaskColumns(row scanner, withChildren bool) (*store.Task, error) {
 		createdAt, updatedAt             int64
 		parent, group, result, taskError sql.NullString
 		children                         string
+		scheduled                        sql.NullInt64
+		retry, retryOf                   sql.NullString
+		attempts                         string
 	)
 	dest := []any{&id, &t.Seq, &t.Name, &state, &args, &t.Owner, &createdAt, &updatedAt,
 		&unblocked, &started, &finished, &exclusive, &shared, &versions, &t.Worker,
-		&t.Attempt, &parent, &group, &result, &taskError, &nonFatal, &progress, &created}
+		&t.Attempt, &parent, &group, &result, &taskError, &nonFatal, &progress, &created,
+		&scheduled, &retry, &attempts, &t.UniqueKey, &retryOf}
 	if withChildren {
 		dest = append(dest, &children)
 	}
@@ -68,6 +73,19 @@ func scanTaskColumns(row scanner, withChildren bool) (*store.Task, error) {
 	}
 	if t.TaskGroup, err = nullUUID(group); err != nil {
 		return nil, fmt.Errorf("task %s: task_group: %w", t.ID, err)
+	}
+	if t.RetryOf, err = nullUUID(retryOf); err != nil {
+		return nil, fmt.Errorf("task %s: retry_of: %w", t.ID, err)
+	}
+	t.ScheduledAt = nullTime(scheduled)
+	if retry.Valid {
+		t.Retry = new(store.RetryPolicy)
+		if err := json.Unmarshal([]byte(retry.String), t.Retry); err != nil {
+			return nil, fmt.Errorf("task %s: retry: %w", t.ID, err)
+		}
+	}
+	if t.Attempts, err = decodeAttempts(attempts); err != nil {
+		return nil, fmt.Errorf("task %s: attempts: %w", t.ID, err)
 	}
 	if result.Valid {
 		t.Result = json.RawMessage(result.String)
@@ -100,6 +118,18 @@ func scanTaskColumns(row scanner, withChildren bool) (*store.Task, error) {
 		}
 	}
 	return &t, nil
+}
+
+// decodeAttempts decodes the attempts column: never nil.
+func decodeAttempts(text string) ([]store.Attempt, error) {
+	out := []store.Attempt{}
+	if text == "[]" || text == "" {
+		return out, nil
+	}
+	if err := json.Unmarshal([]byte(text), &out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // unmarshalColumn decodes a JSON column, quickly for the empty values most
@@ -198,6 +228,9 @@ type prepared struct {
 	exclusive, shared    []string
 	exclJSON, sharedJSON string
 	versions             string
+	scheduled            sql.NullInt64 // scheduled_at, in microseconds
+	retry                any           // the policy's JSON text, or nil
+	uniqueKey            any           // the key, or nil for none
 }
 
 func prepareNew(nt store.NewTask) (prepared, error) {
@@ -229,6 +262,20 @@ func prepareNew(nt store.NewTask) (prepared, error) {
 		if p.versions, err = jsonText("versions", nt.Versions); err != nil {
 			return p, err
 		}
+	}
+	if nt.ScheduledAt != nil {
+		p.scheduled = sql.NullInt64{Int64: nt.ScheduledAt.UnixMicro(), Valid: true}
+	}
+	if nt.Retry != nil {
+		if p.retry, err = jsonText("retry policy", nt.Retry); err != nil {
+			return p, err
+		}
+	}
+	if nt.UniqueKey != "" {
+		if err := checkText("unique key", nt.UniqueKey); err != nil {
+			return p, err
+		}
+		p.uniqueKey = nt.UniqueKey
 	}
 	return p, nil
 }

@@ -82,15 +82,15 @@ func TestChangesOverflow(t *testing.T) {
 	// Fill the channel's buffer with small batches, then the backlog.
 	first := uuid.Must(uuid.NewV7())
 	for range changefeed.Buffer + 1 {
-		st.hub.publish([]store.TaskChange{{ID: first, State: store.StateWaiting}}, false)
+		st.hub.publish([]store.TaskChange{{ID: first, State: store.StateWaiting}}, false, false)
 	}
 	time.Sleep(50 * time.Millisecond) // let the sender block on the full channel
-	st.hub.publish([]store.TaskChange{{ID: first, State: store.StateCompleted}}, false)
+	st.hub.publish([]store.TaskChange{{ID: first, State: store.StateCompleted}}, false, false)
 	var big []store.TaskChange
 	for range changefeed.MaxBacklog + 10 {
 		big = append(big, store.TaskChange{ID: uuid.Must(uuid.NewV7()), State: store.StateRunning})
 	}
-	st.hub.publish(big, false)
+	st.hub.publish(big, false, false)
 	seen := map[uuid.UUID]store.State{}
 	lost := false
 	deadline := time.After(10 * time.Second)
