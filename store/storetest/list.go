@@ -212,6 +212,10 @@ func testListTasks(t *testing.T, open Opener) {
 			{store.OrderStartedDesc, "e b a d c"},
 			{store.OrderFinished, "a d e b c"},
 			{store.OrderFinishedDesc, "e d a c b"},
+			// None of these is scheduled: all last, in dispatch order
+			// (testListScheduled orders scheduled ones).
+			{store.OrderScheduled, "a b c d e"},
+			{store.OrderScheduledDesc, "e d c b a"},
 		}
 		seen := map[store.Ordering]bool{}
 		for _, tc := range orderings {
@@ -730,6 +734,8 @@ func testListEveryFilterField(t *testing.T, open Opener) {
 		store.FilterStartedLTE:        {StartedLTE: &hour},
 		store.FilterFinishedGTE:       {FinishedGTE: &hour},
 		store.FilterFinishedLTE:       {FinishedLTE: &hour},
+		store.FilterScheduledGTE:      {ScheduledGTE: &hour},
+		store.FilterScheduledLTE:      {ScheduledLTE: &hour},
 	}
 	// What each finds of the one waiting task.
 	finds := map[store.FilterField]bool{store.FilterIDs: true, store.FilterStates: true, store.FilterName: true,

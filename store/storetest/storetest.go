@@ -69,6 +69,19 @@ func Run(t *testing.T, open Opener) {
 	t.Run("VersionsDoNotHoldUpTheQueue", func(t *testing.T) { testVersionsDoNotHoldUpTheQueue(t, open) })
 	t.Run("DispatchImmediate", func(t *testing.T) { testDispatchImmediate(t, open) })
 	t.Run("LostWorkers", func(t *testing.T) { testLostWorkers(t, open) })
+	t.Run("ScheduledTaskRunsAfterItsTime", func(t *testing.T) { testScheduledRunsAfterItsTime(t, open) })
+	t.Run("ScheduledTasksEnterInDueOrder", func(t *testing.T) { testScheduledInDueOrder(t, open) })
+	t.Run("CancelScheduled", func(t *testing.T) { testCancelScheduled(t, open) })
+	t.Run("ScheduledPastIsNormal", func(t *testing.T) { testScheduledPastIsNormal(t, open) })
+	t.Run("DueSignals", func(t *testing.T) { testDueSignals(t, open) })
+	t.Run("RetryCompletesOnThirdAttempt", func(t *testing.T) { testRetryCompletes(t, open) })
+	t.Run("RetriesRunOut", func(t *testing.T) { testRetriesRunOut(t, open) })
+	t.Run("NoRetryFailsAtOnce", func(t *testing.T) { testNoRetryFailsAtOnce(t, open) })
+	t.Run("CanceledNotRetried", func(t *testing.T) { testCanceledNotRetried(t, open) })
+	t.Run("RetryDroppedOnLostWorker", func(t *testing.T) { testRetryDroppedOnLostWorker(t, open) })
+	t.Run("RetryReleasesResources", func(t *testing.T) { testRetryReleasesResources(t, open) })
+	t.Run("UniqueKeyDeduplicates", func(t *testing.T) { testUniqueKeyDeduplicates(t, open) })
+	t.Run("ListTasksScheduled", func(t *testing.T) { testListScheduled(t, open) })
 }
 
 func ctxFor(t *testing.T) context.Context {
