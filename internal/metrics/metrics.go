@@ -114,7 +114,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	counts, err := c.store.CountByState(ctx)
 	if err == nil {
-		for _, s := range []store.State{store.StateWaiting, store.StateRunning, store.StateCanceling} {
+		for _, s := range []store.State{store.StateScheduled, store.StateWaiting, store.StateRunning, store.StateCanceling} {
 			ch <- prometheus.MustNewConstMetric(tasksDesc, prometheus.GaugeValue, float64(counts[s]), string(s))
 		}
 	}
