@@ -156,8 +156,12 @@ func (s *Store) CreateTaskGroup(ctx context.Context, g store.NewTaskGroup, tasks
 		ID: g.ID, Description: g.Description, Owner: g.Owner, CreatedAt: created,
 		AllTasksDispatched: g.AllTasksDispatched, Counts: map[store.State]int{}, Tasks: make([]uuid.UUID, len(dispatched)),
 	}
-	for i, t := range dispatched {
-		group.Tasks[i] = t.ID
+	group.Tasks = group.Tasks[:0]
+	for _, t := range dispatched {
+		if t.Deduplicated {
+			continue // an incomplete task that had its unique key: not in the group
+		}
+		group.Tasks = append(group.Tasks, t.ID)
 		group.Counts[t.State]++
 	}
 	return group, dispatched, nil

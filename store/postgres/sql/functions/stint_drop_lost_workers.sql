@@ -17,6 +17,7 @@ CREATE OR REPLACE FUNCTION stint_drop_lost_workers(p_missing_after interval, OUT
  SET jit TO 'off'
 AS $function$
 DECLARE
+    ts timestamptz := clock_timestamp(); -- one clock for the drops and the retries' delays
     listed text[];   -- lost workers of the list, their rows locked
     names text[];    -- those and the orphans' workers
     reasons text[];  -- why, for each of names
@@ -90,16 +91,16 @@ BEGIN
         UPDATE stint_tasks t
         SET state = CASE WHEN j.again THEN 'scheduled' WHEN t.state = 'canceling' THEN 'canceled' ELSE 'dropped' END,
             error = j.error,
-            finished_at = CASE WHEN j.again THEN NULL ELSE clock_timestamp() END,
-            updated_at = now(),
+            finished_at = CASE WHEN j.again THEN NULL ELSE ts END,
+            updated_at = ts,
             attempts = CASE WHEN j.again
                 THEN t.attempts || jsonb_build_array(jsonb_build_object(
                     'number', jsonb_array_length(t.attempts) + 1, 'state', 'dropped',
-                    'started_at', t.started_at, 'finished_at', clock_timestamp(),
+                    'started_at', t.started_at, 'finished_at', ts,
                     'worker', t.worker, 'error', j.error))
                 ELSE t.attempts END,
             scheduled_at = CASE WHEN j.again
-                THEN clock_timestamp() + stint_retry_delay(t.retry, jsonb_array_length(t.attempts) + 1)
+                THEN ts + stint_retry_delay(t.retry, jsonb_array_length(t.attempts) + 1)
                 ELSE t.scheduled_at END,
             started_at = CASE WHEN j.again THEN NULL ELSE t.started_at END,
             worker = CASE WHEN j.again THEN NULL ELSE t.worker END

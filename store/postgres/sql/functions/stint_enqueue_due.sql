@@ -19,11 +19,12 @@ DECLARE
     excl boolean[];
     seqs bigint[];
     blocked integer[];
+    ts timestamptz := clock_timestamp();
 BEGIN
     enqueued := 0;
     SELECT array_agg(d.id ORDER BY d.scheduled_at, d.seq) INTO ids FROM (
         SELECT t.id, t.scheduled_at, t.seq FROM stint_tasks t
-        WHERE t.state = 'scheduled' AND t.scheduled_at <= clock_timestamp()
+        WHERE t.state = 'scheduled' AND t.scheduled_at <= ts
         ORDER BY t.scheduled_at, t.seq
         LIMIT p_limit
         FOR UPDATE SKIP LOCKED) d;
@@ -44,7 +45,7 @@ BEGIN
         blocked := stint_enqueue(ids, seqs, res_task, res, excl);
         UPDATE stint_tasks t
         SET state = 'waiting', seq = seqs[u.i], blocked_count = blocked[u.i],
-            unblocked_at = CASE WHEN blocked[u.i] = 0 THEN clock_timestamp() END, updated_at = now()
+            unblocked_at = CASE WHEN blocked[u.i] = 0 THEN clock_timestamp() END, updated_at = clock_timestamp()
         FROM unnest(ids) WITH ORDINALITY AS u(id, i)
         WHERE t.id = u.id;
         IF 0 = ANY (blocked) THEN

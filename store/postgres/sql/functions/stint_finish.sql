@@ -20,6 +20,7 @@ CREATE OR REPLACE FUNCTION stint_finish(p_ids uuid[], p_attempts integer[], p_st
  SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 DECLARE
+    ts timestamptz := clock_timestamp(); -- one clock for the finish and the retry's delay
     done uuid[];
     changes text[];
     res text[];
@@ -37,18 +38,18 @@ BEGIN
                 THEN NULL ELSE o.result::jsonb END,
             error = o.error::jsonb,
             finished_at = CASE WHEN stint_retry_due(t.retry, t.attempts, t.state, o.state, o.no_retry)
-                THEN NULL ELSE clock_timestamp() END,
-            updated_at = now(),
+                THEN NULL ELSE ts END,
+            updated_at = ts,
             -- Retried: the run becomes an attempt, and the task has no
             -- worker until its next claim.
             attempts = CASE WHEN stint_retry_due(t.retry, t.attempts, t.state, o.state, o.no_retry)
                 THEN t.attempts || jsonb_build_array(jsonb_build_object(
                     'number', jsonb_array_length(t.attempts) + 1, 'state', o.state,
-                    'started_at', t.started_at, 'finished_at', clock_timestamp(),
+                    'started_at', t.started_at, 'finished_at', ts,
                     'worker', t.worker, 'error', o.error::jsonb))
                 ELSE t.attempts END,
             scheduled_at = CASE WHEN stint_retry_due(t.retry, t.attempts, t.state, o.state, o.no_retry)
-                THEN clock_timestamp() + stint_retry_delay(t.retry, jsonb_array_length(t.attempts) + 1)
+                THEN ts + stint_retry_delay(t.retry, jsonb_array_length(t.attempts) + 1)
                 ELSE t.scheduled_at END,
             started_at = CASE WHEN stint_retry_due(t.retry, t.attempts, t.state, o.state, o.no_retry)
                 THEN NULL ELSE t.started_at END,
