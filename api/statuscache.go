@@ -121,6 +121,7 @@ func (s *Server) readStatus(ctx context.Context) apiv1.Status {
 			st.Workers.Online++
 		}
 	}
+	st.Tasks.Scheduled = counts[store.StateScheduled]
 	st.Tasks.Waiting = counts[store.StateWaiting]
 	st.Tasks.Running = counts[store.StateRunning]
 	st.Tasks.Canceling = counts[store.StateCanceling]

@@ -355,6 +355,7 @@ type WorkersStatus struct {
 
 // TasksStatus counts incomplete tasks.
 type TasksStatus struct {
+	Scheduled int `json:"scheduled"`
 	Waiting   int `json:"waiting"`
 	Running   int `json:"running"`
 	Canceling int `json:"canceling"`

@@ -33,7 +33,7 @@ var (
 const maxFilteredTasks = 50
 
 // incompleteStates are the states WaitForAll waits out.
-const incompleteStates = "waiting,running,canceling"
+const incompleteStates = "scheduled,waiting,running,canceling"
 
 // WaitedTask is what a wait knows of one task it follows, from the task's
 // events and reads.

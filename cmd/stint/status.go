@@ -34,7 +34,7 @@ func newStatusCommand() *cobra.Command {
 			fmt.Fprintf(tw, "Engine:\t%s\n", s.Engine)
 			fmt.Fprintf(tw, "Database:\t%s\n", db)
 			fmt.Fprintf(tw, "Workers:\t%d online, %d missing\n", s.Workers.Online, s.Workers.Missing)
-			fmt.Fprintf(tw, "Tasks:\t%d waiting, %d running, %d canceling\n", s.Tasks.Waiting, s.Tasks.Running, s.Tasks.Canceling)
+			fmt.Fprintf(tw, "Tasks:\t%d scheduled, %d waiting, %d running, %d canceling\n", s.Tasks.Scheduled, s.Tasks.Waiting, s.Tasks.Running, s.Tasks.Canceling)
 			return tw.Flush()
 		},
 	}

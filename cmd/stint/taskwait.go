@@ -22,7 +22,7 @@ func newTaskWaitCommand() *cobra.Command {
 		Use:   "wait ID...|all",
 		Short: "Wait until tasks end",
 		Long: `Follow tasks until each is final (completed, failed, canceled, skipped or
-dropped). "all" waits until no task is waiting, running or canceling, including
+dropped). "all" waits until no task is scheduled, waiting, running or canceling, including
 tasks dispatched meanwhile. On a terminal it shows a progress bar per task;
 otherwise it prints "<id> <name> <state>" at each change of state.
 
