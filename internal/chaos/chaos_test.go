@@ -26,6 +26,7 @@ import (
 	"github.com/stint-dev/stint/apiv1"
 	"github.com/stint-dev/stint/internal/faultproxy"
 	"github.com/stint-dev/stint/internal/syncbuf"
+	"github.com/stint-dev/stint/store"
 	"github.com/stint-dev/stint/store/postgres"
 )
 
@@ -145,6 +146,8 @@ func TestChaos(t *testing.T) {
 	t.Logf("tasks: %d, completed: %d, dropped: %d, kills: %d, restarts: %d, stops: %d, network cuts: %d, silences: %d, claims lost: %d, max overlap found: %v",
 		rep.Tasks, rep.States["completed"], rep.States["dropped"], rep.Kills, rep.Restarts, rep.Stops, rep.Cuts, rep.Silences,
 		rep.ClaimsLost, rep.MaxOverlap)
+	t.Logf("retries: %d tasks retried, %d earlier attempts (failed %d, dropped %d, of which lost with a worker %d); %d lost runs had exited",
+		rep.RetriedTasks, rep.Retries, rep.FailedRetries, rep.DroppedRetries, rep.LostRetried, rep.LostCompletions)
 	if rep.OutageDrops > 0 {
 		t.Logf("%d tasks of live workers were dropped after an outage as long as the missing timeout", rep.OutageDrops)
 	}
@@ -464,7 +467,7 @@ func (r *chaosRun) drain(ctx context.Context) error {
 	)
 	for {
 		var n int
-		err = r.pool.QueryRow(ctx, `SELECT count(*) FROM stint_tasks WHERE state IN ('waiting', 'running', 'canceling')`).Scan(&n)
+		err = r.pool.QueryRow(ctx, `SELECT count(*) FROM stint_tasks WHERE state IN ('scheduled', 'waiting', 'running', 'canceling')`).Scan(&n)
 		switch {
 		case err == nil && n == 0:
 			return nil
@@ -489,9 +492,10 @@ func (r *chaosRun) diagnose() {
 		{"workers", `SELECT name, pid, round(extract(epoch FROM now() - last_heartbeat)::numeric, 1) AS silent_s,
 			to_jsonb(w) - 'name' - 'pid' - 'hostname' - 'versions' AS rest FROM stint_workers w ORDER BY name`},
 		{"incomplete tasks by state and worker", `SELECT state, coalesce(worker, '-'), unblocked_at IS NOT NULL AS unblocked, count(*)
-			FROM stint_tasks WHERE state IN ('waiting', 'running', 'canceling') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`},
-		{"oldest incomplete tasks", `SELECT seq, id, state, coalesce(worker, '-'), attempt, started_at, unblocked_at,
-			exclusive_resources, shared_resources FROM stint_tasks WHERE state IN ('waiting', 'running', 'canceling') ORDER BY seq LIMIT 12`},
+			FROM stint_tasks WHERE state IN ('scheduled', 'waiting', 'running', 'canceling') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`},
+		{"oldest incomplete tasks", `SELECT seq, id, state, coalesce(worker, '-'), attempt, started_at, unblocked_at, scheduled_at,
+			jsonb_array_length(attempts), exclusive_resources, shared_resources
+			FROM stint_tasks WHERE state IN ('scheduled', 'waiting', 'running', 'canceling') ORDER BY seq LIMIT 12`},
 		{"busy queues", `SELECT r.name, r.frontier, r.holders, r.exclusive_held, r.waiting,
 			(SELECT q.seq FROM stint_task_resources q WHERE q.resource = r.name AND q.seq > r.frontier ORDER BY q.seq LIMIT 1) AS head
 			FROM stint_resources r WHERE r.holders > 0 OR r.waiting > 0 ORDER BY r.name`},
@@ -638,7 +642,8 @@ func (r *chaosRun) history(d *dispatcher) History {
 	h := History{Losses: r.losses, Outages: r.outages, Events: []Event{}, Dispatches: []Dispatch{}}
 	rows, err := r.pool.Query(ctx, `SELECT id, seq, coalesce(args->>'key', ''), state, attempt, coalesce(worker, ''),
 		exclusive_resources, shared_resources, started_at, finished_at, coalesce(error->>'description', ''),
-		coalesce(error->>'kind', '') FROM stint_tasks ORDER BY seq`)
+		coalesce(error->>'kind', ''), coalesce((error->>'no_retry')::boolean, false), retry, attempts
+		FROM stint_tasks ORDER BY seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -646,10 +651,15 @@ func (r *chaosRun) history(d *dispatcher) History {
 		var (
 			task              Task
 			started, finished *time.Time
+			retry, attempts   []byte
 		)
 		if err := rows.Scan(&task.ID, &task.Seq, &task.Key, &task.State, &task.Attempt, &task.Worker,
-			&task.Exclusive, &task.Shared, &started, &finished, &task.Reason, &task.ErrorKind); err != nil {
+			&task.Exclusive, &task.Shared, &started, &finished, &task.Reason, &task.ErrorKind, &task.NoRetry,
+			&retry, &attempts); err != nil {
 			t.Fatal(err)
+		}
+		if err := readRetries(&task, retry, attempts); err != nil {
+			t.Fatalf("task %s: %v", task.ID, err)
 		}
 		if started != nil {
 			task.StartedAt = *started
@@ -700,6 +710,30 @@ func (r *chaosRun) history(d *dispatcher) History {
 	return h
 }
 
+// readRetries fills in t's retry policy and earlier attempts from the
+// columns retry and attempts of stint_tasks (JSON, as the engine stores
+// them: store.RetryPolicy and store.Attempt).
+func readRetries(t *Task, retry, attempts []byte) error {
+	if len(retry) > 0 {
+		t.Retry = new(store.RetryPolicy)
+		if err := json.Unmarshal(retry, t.Retry); err != nil {
+			return fmt.Errorf("retry %s: %w", retry, err)
+		}
+	}
+	var list []store.Attempt
+	if err := json.Unmarshal(attempts, &list); err != nil {
+		return fmt.Errorf("attempts %s: %w", attempts, err)
+	}
+	for _, a := range list {
+		at := Attempt{Number: a.Number, State: string(a.State), Worker: a.Worker, StartedAt: a.StartedAt, FinishedAt: a.FinishedAt}
+		if a.Error != nil {
+			at.Reason, at.ErrorKind = a.Error.Description, a.Error.Kind
+		}
+		t.Attempts = append(t.Attempts, at)
+	}
+	return nil
+}
+
 // dispatcher sends the tasks through the API nodes.
 type dispatcher struct {
 	apis   []*node
@@ -735,10 +769,7 @@ func (d *dispatcher) run(ctx context.Context, cfg config, rng *rand.Rand) {
 	interval := cfg.duration * 4 / 5 / time.Duration(cfg.tasks)
 	for i := range cfg.tasks {
 		key := fmt.Sprintf("k%06d", i)
-		req := apiv1.DispatchTask{
-			Name: "chaos.step",
-			Args: json.RawMessage(fmt.Sprintf(`{"sleep_ms": %d, "key": %q}`, rng.IntN(31), key)),
-		}
+		req := drawTask(rng, key)
 		req.ExclusiveResources, req.SharedResources = drawResources(rng, cfg.resources)
 		body, err := json.Marshal(req)
 		if err != nil {
@@ -755,6 +786,36 @@ func (d *dispatcher) run(ctx context.Context, cfg config, rng *rand.Rand) {
 	close(jobs)
 	wg.Wait()
 	d.elapsed = time.Since(start)
+}
+
+// The shares of the tasks with retries, in percent: chaos.step.retried
+// (its type's policy, RetryDropped), failing 0, 1 or 2 times and sleeping
+// up to retriedSleepMS, so that the chaos finds more of them running; and
+// chaos.step with a retry policy of its dispatch (2 attempts), failing
+// once. The others are plain chaos.step, which never fail.
+const (
+	retriedShare   = 16
+	overrideShare  = 8
+	retriedSleepMS = 200
+)
+
+// drawTask draws the kind of a task and its args: its sleep, and how many
+// of its attempts fail.
+func drawTask(rng *rand.Rand, key string) apiv1.DispatchTask {
+	req := apiv1.DispatchTask{Name: "chaos.step"}
+	sleep, fail := rng.IntN(31), 0
+	switch x := rng.IntN(100); {
+	case x < retriedShare:
+		req.Name, fail, sleep = "chaos.step.retried", rng.IntN(3), rng.IntN(retriedSleepMS+1)
+	case x < retriedShare+overrideShare:
+		req.Retry, fail = &apiv1.Retry{MaxAttempts: 2, InitialDelay: "10ms"}, 1
+	}
+	args := fmt.Sprintf(`{"sleep_ms": %d, "key": %q}`, sleep, key)
+	if fail > 0 {
+		args = fmt.Sprintf(`{"sleep_ms": %d, "key": %q, "fail_attempts": %d}`, sleep, key, fail)
+	}
+	req.Args = json.RawMessage(args)
+	return req
 }
 
 // drawResources picks 1 to 3 of n resources, each exclusive or shared at

@@ -10,16 +10,20 @@ import (
 
 	"github.com/stint-dev/stint"
 	"github.com/stint-dev/stint/internal/scheduling"
+	"github.com/stint-dev/stint/store"
 )
 
 // Task is a task as the database recorded it at the end of a chaos run
 // (a row of stint_tasks).
 type Task struct {
-	ID      uuid.UUID
-	Seq     int64  // dispatch order
-	Key     string // the args' key: the logical task the check dispatched
-	State   string
-	Attempt int // the fencing token of its last claim; 0 if never claimed
+	ID    uuid.UUID
+	Seq   int64  // queue order: taken at dispatch, and again when a retry is due
+	Key   string // the args' key: the logical task the check dispatched
+	State string
+	// Attempt is the fencing token of its last claim (0 if never
+	// claimed): each claim adds one, so it is the number of the current
+	// (or last) attempt, len(Attempts)+1 once it started.
+	Attempt int
 	Worker  string
 	// Exclusive and Shared are the resources it holds; a resource is in
 	// one list at most.
@@ -32,16 +36,36 @@ type Task struct {
 	// ErrorKind is the kind of its error, if any: for a dropped task,
 	// worker-lost, shutdown or claim-lost.
 	ErrorKind string
+	// NoRetry: its error refused a retry (stint.NoRetry).
+	NoRetry bool
+	// Retry is its retry policy (stint_tasks.retry); nil for none.
+	Retry *store.RetryPolicy
+	// Attempts are its earlier runs, oldest first, if it was retried
+	// (stint_tasks.attempts); its current (or last) run is the task's own
+	// Attempt, Worker, StartedAt, FinishedAt, State and error.
+	Attempts []Attempt
+}
+
+// Attempt is an earlier run of a retried task, as the task's attempts
+// list recorded it.
+type Attempt struct {
+	Number                int    // 1 for the first run: the fencing token its claim took
+	State                 string // failed or dropped
+	Worker                string
+	StartedAt, FinishedAt time.Time
+	// Reason and ErrorKind are its error's description and kind.
+	Reason, ErrorKind string
 }
 
 // Event is a row of chaos_log: a run of a task logged that it entered or
 // left its critical section, on the database's clock, fenced by its
-// attempt.
+// attempt. A run leaves by "exit" when it then returns success, by "fail"
+// when it then returns an error.
 type Event struct {
 	Task    uuid.UUID
 	Attempt int
 	Run     uuid.UUID // one per call of the task function
-	Event   string    // "enter" or "exit"
+	Event   string    // "enter", "exit" or "fail"
 	At      time.Time
 }
 
@@ -155,35 +179,59 @@ const (
 	// Duplicate: a task in the database that no acknowledged dispatch or
 	// unknown-outcome try accounts for.
 	Duplicate Kind = "duplicate"
-	// RanTwice: a task was claimed more than once, entered by more than
-	// one run, or completed by more than one.
+	// RanTwice: a run logged under a claim its task does not record, an
+	// attempt was entered by more than one run, or the last attempt was
+	// run to its end by more than one.
 	RanTwice Kind = "ran-twice"
 	// Fence: a run logged outside the time its attempt held the task, or
 	// the log contradicts the outcome (completed without an exit).
 	Fence Kind = "fence"
-	// NotDropped: a task running on a killed or stopped worker ended in
-	// another state than dropped or canceled.
+	// NotDropped: an attempt of a task running on a killed or stopped
+	// worker ended in another state than dropped or canceled.
 	NotDropped Kind = "not-dropped"
-	// LateDrop: a task of a lost worker ended after the missing timeout
-	// and the slack.
+	// LateDrop: an attempt on a lost worker ended after the missing
+	// timeout and the slack.
 	LateDrop Kind = "late-drop"
-	// DroppedAlive: a task was dropped though its worker was neither
-	// killed nor stopped, and no outage as long as the missing timeout
-	// explains it.
+	// DroppedAlive: an attempt (a task's last, or an earlier one that was
+	// retried) was dropped though its worker was neither killed nor
+	// stopped, and no outage as long as the missing timeout explains it.
 	DroppedAlive Kind = "dropped-alive"
 	// Blocked: queue entries or repairs of the safety net remained: work
 	// was blocked with its resources free.
 	Blocked Kind = "blocked"
-	// Reclaimed: a started task's attempt is not 1, so it was claimed
-	// more than once. Nothing in Stint legitimately claims a task twice
-	// today: a claim takes only waiting tasks, and no transition leads a
-	// task that started back to waiting (retries, running→scheduled, are
-	// not built yet; when they are, the claims they explain are to be
-	// allowed here). So any other attempt is a claim that should not have
-	// happened, even when no run of the earlier claim logged anything (a
-	// claim whose answer was lost, say).
+	// Reclaimed: a task's attempt (its claims) is not the number of runs
+	// its record accounts for: its earlier attempts, and its current run
+	// if it started. A claim takes only waiting tasks, and the only way
+	// back to waiting from running is a retry, which records the run in
+	// the attempts list; so any other claim should not have happened,
+	// even when no run of it logged anything (a claim whose answer was
+	// lost, say).
 	Reclaimed Kind = "reclaimed"
+	// CompletedTwice: a task completed more than once: an attempt of it
+	// that completed was retried, a run of an attempt recorded failed ran
+	// to its end (exit) and the task ran again, or a run of it entered
+	// after the run that completed it.
+	CompletedTwice Kind = "completed-twice"
+	// TooManyAttempts: a task ran more attempts than its policy's
+	// MaxAttempts, or was retried without a policy.
+	TooManyAttempts Kind = "too-many-attempts"
+	// BadRetry: a run was retried that must not be (an attempt that was
+	// canceled, or dropped under a policy without RetryDropped), or the
+	// attempts list is malformed (numbers out of order, times missing or
+	// reversed).
+	BadRetry Kind = "bad-retry"
+	// EarlyRetry: an attempt started before its predecessor ended plus
+	// the least delay its policy allows.
+	EarlyRetry Kind = "early-retry"
+	// NotRetried: a task ended failed (without NoRetry), or dropped under
+	// a policy with RetryDropped, while its policy had attempts left.
+	NotRetried Kind = "not-retried"
 )
+
+// delayTolerance is how much earlier than its policy's least delay the
+// checker lets an attempt start: the delay is computed in SQL, in
+// microseconds, a few microseconds after the attempt's finished_at.
+const delayTolerance = time.Millisecond
 
 // Violation is one broken invariant, with a message naming the tasks and
 // times involved.
@@ -202,7 +250,16 @@ type Report struct {
 	Kills     int
 	Stops     int
 	Restarts  int
-	LostTasks int // tasks running on a worker when it was killed or stopped
+	LostTasks int // runs (attempts) of tasks on a worker when it was lost
+	// RetriedTasks counts the tasks with earlier attempts; Retries the
+	// earlier attempts (failed and dropped); LostRetried the dropped
+	// attempts explained by a loss (run again by RetryDropped).
+	RetriedTasks, Retries, FailedRetries, DroppedRetries, LostRetried int
+	// LostCompletions counts the runs of dropped attempts that had
+	// logged exit: their work was done, but their outcome lost with their
+	// worker, so the task ran again (RetryDropped is for idempotent
+	// tasks).
+	LostCompletions int
 	// Retried counts dispatch tries of unknown outcome; Duplicates the
 	// tasks they created beside an acknowledged one.
 	Retried, Duplicates int
@@ -237,11 +294,14 @@ func (r *Report) Count(k Kind) int {
 
 // Summary is a one-line account of the counts.
 func (r *Report) Summary() string {
-	return fmt.Sprintf("tasks %d (completed %d, dropped %d, other %d), runs %d, kills %d, stops %d, restarts %d, "+
-		"network cuts %d, silences %d, tasks of lost workers %d, claims lost %d, retried dispatches %d (duplicates %d), "+
-		"pairs compared %d, max overlap %v, violations %d",
-		r.Tasks, r.States["completed"], r.States["dropped"], r.Tasks-r.States["completed"]-r.States["dropped"],
-		r.Runs, r.Kills, r.Stops, r.Restarts, r.Cuts, r.Silences, r.LostTasks, r.ClaimsLost, r.Retried, r.Duplicates,
+	return fmt.Sprintf("tasks %d (completed %d, dropped %d, failed %d, other %d), runs %d, "+
+		"retried tasks %d (earlier attempts %d: failed %d, dropped %d, of which lost with a worker %d; lost runs that had exited %d), "+
+		"kills %d, stops %d, restarts %d, network cuts %d, silences %d, runs of lost workers %d, claims lost %d, "+
+		"retried dispatches %d (duplicates %d), pairs compared %d, max overlap %v, violations %d",
+		r.Tasks, r.States["completed"], r.States["dropped"], r.States["failed"],
+		r.Tasks-r.States["completed"]-r.States["dropped"]-r.States["failed"], r.Runs,
+		r.RetriedTasks, r.Retries, r.FailedRetries, r.DroppedRetries, r.LostRetried, r.LostCompletions,
+		r.Kills, r.Stops, r.Restarts, r.Cuts, r.Silences, r.LostTasks, r.ClaimsLost, r.Retried, r.Duplicates,
 		r.Compared, r.MaxOverlap, len(r.Violations))
 }
 
@@ -255,10 +315,53 @@ var never = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // run is one call of the task function, from its log.
 type run struct {
-	id          uuid.UUID
-	task        uuid.UUID
-	attempt     int
-	enter, exit time.Time // zero if not logged
+	id                uuid.UUID
+	task              uuid.UUID
+	attempt           int
+	enter, exit, fail time.Time // zero if not logged
+}
+
+// left is when the run left its critical section by its log (exit or
+// fail), zero if it logged neither.
+func (r *run) left() time.Time {
+	if !r.exit.IsZero() {
+		return r.exit
+	}
+	return r.fail
+}
+
+// hold is one attempt of a task by its record: an earlier one from its
+// attempts list, or its current (last) one from the task's own columns.
+type hold struct {
+	t             *Task
+	number        int
+	state, worker string
+	start, end    time.Time // end zero if the attempt did not end
+	reason, kind  string
+	current       bool
+}
+
+// endOr is when the attempt ended, or never.
+func (h *hold) endOr() time.Time {
+	if h.end.IsZero() {
+		return never
+	}
+	return h.end
+}
+
+// holdsOf returns the attempts of t, oldest first: its attempts list, then
+// its current run if it started.
+func holdsOf(t *Task) []hold {
+	out := make([]hold, 0, len(t.Attempts)+1)
+	for _, a := range t.Attempts {
+		out = append(out, hold{t: t, number: a.Number, state: a.State, worker: a.Worker, start: a.StartedAt,
+			end: a.FinishedAt, reason: a.Reason, kind: a.ErrorKind})
+	}
+	if !t.StartedAt.IsZero() {
+		out = append(out, hold{t: t, number: t.Attempt, state: t.State, worker: t.Worker, start: t.StartedAt,
+			end: t.FinishedAt, reason: t.Reason, kind: t.ErrorKind, current: true})
+	}
+	return out
 }
 
 // Check judges a chaos run's history against DESIGN §12: conflicting tasks
@@ -270,20 +373,18 @@ func Check(h History, lim Limits) Report {
 	if lim.CallTimeout <= 0 {
 		lim.CallTimeout = DefaultCallTimeout
 	}
-	c := checker{h: h, lim: lim, byID: make(map[uuid.UUID]*Task, len(h.Tasks))}
+	c := checker{h: h, lim: lim, byID: make(map[uuid.UUID]*Task, len(h.Tasks)), holds: make(map[uuid.UUID][]hold, len(h.Tasks))}
 	c.rep.States = map[string]int{}
 	c.rep.Tasks = len(h.Tasks)
 	for i := range h.Tasks {
 		t := &h.Tasks[i]
 		c.byID[t.ID] = t
 		c.rep.States[t.State]++
+		c.holds[t.ID] = holdsOf(t)
 		if !finalStates[t.State] {
 			c.fail(NotFinal, "task %s (seq %d) ended the run %s", t.ID, t.Seq, t.State)
 		}
-		if !t.StartedAt.IsZero() && t.Attempt != 1 {
-			c.fail(Reclaimed, "task %s (seq %d, %s on %q) started with attempt %d: it was claimed %d times, and nothing claims a task twice",
-				t.ID, t.Seq, t.State, t.Worker, t.Attempt, t.Attempt)
-		}
+		c.attempts(t)
 	}
 	for _, l := range h.Losses {
 		switch l.Kind {
@@ -318,10 +419,99 @@ func Check(h History, lim Limits) Report {
 }
 
 type checker struct {
-	h    History
-	lim  Limits
-	byID map[uuid.UUID]*Task
-	rep  Report
+	h     History
+	lim   Limits
+	byID  map[uuid.UUID]*Task
+	holds map[uuid.UUID][]hold // each task's attempts, by holdsOf
+	rep   Report
+}
+
+// attempts checks a task's claims and attempts against its retry policy:
+// each claim accounted for by an attempt, no more attempts than the
+// policy allows, only failed and (with RetryDropped) dropped runs
+// retried, each retry after its delay, and no retry left unused by a
+// task that failed.
+func (c *checker) attempts(t *Task) {
+	n := len(t.Attempts)
+	started := !t.StartedAt.IsZero()
+	claims := n
+	if started {
+		claims++
+	}
+	if n > 0 {
+		c.rep.RetriedTasks++
+		c.rep.Retries += n
+	}
+	if (started || n > 0) && t.Attempt != claims {
+		current := ""
+		if started {
+			current = " and its last run"
+		}
+		c.fail(Reclaimed, "task %s (seq %d, %s on %q) has attempt %d, but its record accounts for %d claims (%d earlier attempts%s): "+
+			"it was claimed again without a retry", t.ID, t.Seq, t.State, t.Worker, t.Attempt, claims, n, current)
+	}
+	p := t.Retry
+	switch {
+	case n > 0 && p == nil:
+		c.fail(TooManyAttempts, "task %s (seq %d) has %d earlier attempts, but no retry policy", t.ID, t.Seq, n)
+	case p != nil && claims > p.MaxAttempts:
+		c.fail(TooManyAttempts, "task %s (seq %d) ran %d attempts; its policy allows %d", t.ID, t.Seq, claims, p.MaxAttempts)
+	}
+	for i, a := range t.Attempts {
+		if a.Number != i+1 {
+			c.fail(BadRetry, "task %s: its attempt %d in the list is numbered %d", t.ID, i+1, a.Number)
+		}
+		switch a.State {
+		case "failed":
+			c.rep.FailedRetries++
+		case "dropped":
+			c.rep.DroppedRetries++
+			if p != nil && !p.Dropped {
+				c.fail(BadRetry, "task %s: attempt %d was dropped (%s) and retried, but its policy does not retry dropped runs", t.ID, a.Number, a.Reason)
+			}
+		case "completed":
+			c.fail(CompletedTwice, "task %s: attempt %d completed at %s, and the task ran again", t.ID, a.Number, ts(a.FinishedAt))
+		default:
+			c.fail(BadRetry, "task %s: attempt %d ended %s and was retried: only failed and dropped runs are", t.ID, a.Number, a.State)
+		}
+		if a.StartedAt.IsZero() || a.FinishedAt.IsZero() || a.FinishedAt.Before(a.StartedAt) {
+			c.fail(BadRetry, "task %s: attempt %d is recorded from %s to %s", t.ID, a.Number, ts(a.StartedAt), ts(a.FinishedAt))
+			continue
+		}
+		next := t.StartedAt
+		if i+1 < n {
+			next = t.Attempts[i+1].StartedAt
+		}
+		if next.IsZero() {
+			continue
+		}
+		var least time.Duration
+		if p != nil {
+			least = p.Delay(i+1, 1) // the shortest delay the jitter allows
+		}
+		if next.Before(a.FinishedAt.Add(least - delayTolerance)) {
+			c.fail(EarlyRetry, "task %s: attempt %d started at %s, %v after attempt %d ended (%s at %s); the least delay is %v",
+				t.ID, i+2, ts(next), next.Sub(a.FinishedAt), a.Number, a.State, ts(a.FinishedAt), least)
+		}
+	}
+	if p != nil && started && claims < p.MaxAttempts && !t.NoRetry &&
+		(t.State == "failed" || (t.State == "dropped" && p.Dropped)) {
+		c.fail(NotRetried, "task %s (seq %d) ended %s at %s after %d of its %d attempts (%s): it should have run again",
+			t.ID, t.Seq, t.State, ts(t.FinishedAt), claims, p.MaxAttempts, t.Reason)
+	}
+}
+
+// holdOf returns the attempt of t that a run logged under the fencing
+// token attempt belongs to.
+func (c *checker) holdOf(t *Task, attempt int) (*hold, bool) {
+	hs := c.holds[t.ID]
+	// The current run first: the list's numbers may be wrong.
+	for i := len(hs) - 1; i >= 0; i-- {
+		if hs[i].number == attempt {
+			return &hs[i], true
+		}
+	}
+	return nil, false
 }
 
 func (c *checker) fail(k Kind, format string, a ...any) {
@@ -362,9 +552,12 @@ func (c *checker) dispatches() {
 	}
 }
 
-// runs gathers the log into runs and checks it against the tasks: each
-// run within its task's [started_at, finished_at], under its task's
-// attempt; at most one run per task; a completed task exited exactly once.
+// runs gathers the log into runs and checks it against the tasks' attempts:
+// each run under a claim its task recorded (an earlier attempt or its
+// current one), within that attempt's [started_at, finished_at]; at most
+// one run per attempt; a completed task's last attempt exited exactly
+// once, and nothing of it ran after; no run of an attempt recorded failed
+// ran to its end.
 func (c *checker) runs() []*run {
 	byRun := map[uuid.UUID]*run{}
 	var runs []*run
@@ -384,52 +577,104 @@ func (c *checker) runs() []*run {
 			r.enter = e.At
 		case "exit":
 			r.exit = e.At
+		case "fail":
+			r.fail = e.At
 		default:
 			c.fail(Fence, "run %s logged an unknown event %q", r.id, e.Event)
 		}
 	}
-	entered := map[uuid.UUID]int{}
-	exited := map[uuid.UUID]int{}
+	type key struct {
+		task    uuid.UUID
+		attempt int
+	}
+	entered := map[key]int{}
+	exited := map[uuid.UUID]int{}      // runs of the current attempt that exited
+	completing := map[uuid.UUID]*run{} // the run that exited in the current attempt
+	byTask := map[uuid.UUID][]*run{}   // runs that entered
+	unmapped := map[uuid.UUID]bool{}   // tasks with a run of no recorded claim, reported already
 	for _, r := range runs {
 		t, ok := c.byID[r.task]
 		if !ok {
 			c.fail(Fence, "run %s logged for task %s, which is not in the database", r.id, r.task)
 			continue
 		}
-		if r.attempt != t.Attempt {
-			c.fail(RanTwice, "task %s was claimed more than once: a run logged under attempt %d, the task's attempt is %d", t.ID, r.attempt, t.Attempt)
+		hd, ok := c.holdOf(t, r.attempt)
+		if !ok {
+			unmapped[t.ID] = true
+			c.fail(RanTwice, "task %s was claimed more than once: a run logged under attempt %d, but the task's attempt is %d, "+
+				"with %d earlier attempts recorded", t.ID, r.attempt, t.Attempt, len(t.Attempts))
+			continue
 		}
 		if r.enter.IsZero() {
 			c.fail(Fence, "run %s of task %s logged exit without enter", r.id, t.ID)
 			continue
 		}
-		entered[t.ID]++
+		entered[key{t.ID, r.attempt}]++
+		byTask[t.ID] = append(byTask[t.ID], r)
 		c.rep.Runs++
-		if t.StartedAt.IsZero() || r.enter.Before(t.StartedAt) {
-			c.fail(Fence, "run %s of task %s entered at %s, before the task started (%s)", r.id, t.ID, ts(r.enter), ts(t.StartedAt))
+		if r.enter.Before(hd.start) {
+			c.fail(Fence, "run %s of task %s entered at %s, before its attempt %d started (%s)", r.id, t.ID, ts(r.enter), r.attempt, ts(hd.start))
 		}
 		last := r.enter
-		if !r.exit.IsZero() {
-			exited[t.ID]++
-			last = r.exit
-			if r.exit.Before(r.enter) {
-				c.fail(Fence, "run %s of task %s exited at %s, before it entered at %s", r.id, t.ID, ts(r.exit), ts(r.enter))
+		for _, left := range []time.Time{r.exit, r.fail} {
+			if left.IsZero() {
+				continue
+			}
+			last = maxTime(last, left)
+			if left.Before(r.enter) {
+				c.fail(Fence, "run %s of task %s left at %s, before it entered at %s", r.id, t.ID, ts(left), ts(r.enter))
 			}
 		}
-		if !t.FinishedAt.IsZero() && last.After(t.FinishedAt) {
-			c.fail(Fence, "run %s of task %s logged at %s, after the task ended %s at %s: the fence let a lost run write",
-				r.id, t.ID, ts(last), t.State, ts(t.FinishedAt))
+		if !r.exit.IsZero() && !r.fail.IsZero() {
+			c.fail(Fence, "run %s of task %s logged both exit and fail", r.id, t.ID)
+		}
+		if !hd.end.IsZero() && last.After(hd.end) {
+			c.fail(Fence, "run %s of task %s logged at %s, after its attempt %d ended %s at %s: the fence let a lost run write",
+				r.id, t.ID, ts(last), r.attempt, hd.state, ts(hd.end))
+		}
+		if !r.fail.IsZero() && hd.state == "completed" {
+			c.fail(Fence, "run %s of task %s logged fail, but its attempt %d completed", r.id, t.ID, r.attempt)
+		}
+		if r.exit.IsZero() {
+			continue
+		}
+		switch {
+		case hd.current:
+			exited[t.ID]++
+			completing[t.ID] = r
+		case hd.state == "dropped":
+			// Its work was done, its outcome lost with its worker.
+			c.rep.LostCompletions++
+		default:
+			c.fail(CompletedTwice, "run %s of task %s ran to its end (exit at %s) in attempt %d, which is recorded %s, and the task ran again",
+				r.id, t.ID, ts(r.exit), r.attempt, hd.state)
 		}
 	}
 	for _, t := range c.h.Tasks {
-		if n := entered[t.ID]; n > 1 {
-			c.fail(RanTwice, "task %s was entered by %d runs", t.ID, n)
+		for _, hd := range c.holds[t.ID] {
+			if n := entered[key{t.ID, hd.number}]; n > 1 {
+				c.fail(RanTwice, "task %s was entered by %d runs in attempt %d", t.ID, n, hd.number)
+			}
 		}
 		if n := exited[t.ID]; n > 1 {
 			c.fail(RanTwice, "task %s was run to its end %d times", t.ID, n)
 		}
-		if t.State == "completed" && exited[t.ID] == 0 {
-			c.fail(Fence, "task %s completed, but no run of it logged exit", t.ID)
+		if t.State != "completed" {
+			continue
+		}
+		done := completing[t.ID]
+		if done == nil && unmapped[t.ID] {
+			continue
+		}
+		if done == nil {
+			c.fail(Fence, "task %s completed, but no run of its last attempt logged exit", t.ID)
+			continue
+		}
+		for _, r := range byTask[t.ID] {
+			if r != done && r.enter.After(done.exit) {
+				c.fail(CompletedTwice, "task %s: run %s (attempt %d) entered at %s, after run %s (attempt %d) completed the task at %s",
+					t.ID, r.id, r.attempt, ts(r.enter), done.id, done.attempt, ts(done.exit))
+			}
 		}
 	}
 	return runs
@@ -476,9 +721,10 @@ func (c *checker) resources() []string {
 }
 
 // overlaps checks, per resource, that no two conflicting holders' intervals
-// overlap: both the runs' logged [enter, exit] (or [enter, finished_at]
-// for a run that did not log exit) and the tasks' [started_at,
-// finished_at].
+// overlap: both the runs' logged [enter, exit] (or [enter, fail], or
+// [enter, the end of its attempt] for a run that logged neither) and the
+// attempts' recorded [started_at, finished_at], every earlier attempt of a
+// retried task as well as its current one.
 func (c *checker) overlaps(runs []*run) {
 	for _, res := range c.resources() {
 		var logged, recorded []interval
@@ -491,19 +737,24 @@ func (c *checker) overlaps(runs []*run) {
 			if !held {
 				continue
 			}
-			end := r.exit
+			end := r.left()
 			if end.IsZero() {
 				end = endOf(t)
+				if hd, ok := c.holdOf(t, r.attempt); ok {
+					end = hd.endOr()
+				}
 			}
 			logged = append(logged, interval{task: t.ID, seq: t.Seq, exclusive: excl, start: r.enter, end: end})
 		}
 		for i := range c.h.Tasks {
 			t := &c.h.Tasks[i]
 			held, excl := holds(t, res)
-			if !held || t.StartedAt.IsZero() {
+			if !held {
 				continue
 			}
-			recorded = append(recorded, interval{task: t.ID, seq: t.Seq, exclusive: excl, start: t.StartedAt, end: endOf(t)})
+			for _, hd := range c.holds[t.ID] {
+				recorded = append(recorded, interval{task: t.ID, seq: t.Seq, exclusive: excl, start: hd.start, end: hd.endOr()})
+			}
 		}
 		c.sweep(res, "logged enter/exit", logged)
 		c.sweep(res, "started_at/finished_at", recorded)
@@ -568,6 +819,9 @@ func (c *checker) overtakes() {
 						res, t.ID, t.Seq, mode(excl), ts(t.StartedAt), blocker.ID, blocker.Seq, mode(bx), ts(end))
 				}
 			}
+			if t.State == "scheduled" {
+				continue // it holds no place in the queues until it is due
+			}
 			if lastAll == nil || endOf(t).After(endOf(lastAll)) {
 				lastAll = t
 			}
@@ -578,12 +832,18 @@ func (c *checker) overtakes() {
 	}
 }
 
-// losses checks that the tasks running on each killed or stopped worker
+// losses checks that the attempts running on each killed or stopped worker
 // ended dropped (or canceled) within MissingAfter + Slack of the signal, a
 // deadline pushed back by the outages that overlap it; and that no other
-// task was dropped, but for the outages as long as the missing timeout.
+// attempt was dropped, but for the outages as long as the missing timeout.
+// Every attempt is judged so: a retried task's earlier ones (a dropped one
+// of a RetryDropped task is in its attempts list) as its current one.
 func (c *checker) losses() {
-	explained := map[uuid.UUID]bool{}
+	type key struct {
+		task   uuid.UUID
+		number int
+	}
+	explained := map[key]bool{}
 	for _, l := range c.h.Losses {
 		cutoff := l.After.Add(c.lim.InFlight)
 		deadline := l.After.Add(c.lim.MissingAfter + c.lim.Slack)
@@ -594,64 +854,80 @@ func (c *checker) losses() {
 		}
 		for i := range c.h.Tasks {
 			t := &c.h.Tasks[i]
-			if t.Worker != l.Worker || t.StartedAt.IsZero() {
-				continue
-			}
-			if (l.Kind == Stop || l.Kind == Silence) && !t.StartedAt.Before(l.Resumed) {
-				continue // claimed after it was resumed
-			}
-			if l.Kind == Cut && t.StartedAt.After(l.After.Add(c.lim.InFlight)) {
-				continue // claimed after the cut, on a new connection
-			}
-			if !t.FinishedAt.IsZero() && !t.FinishedAt.After(l.Before) {
-				continue // ended before the loss
-			}
-			lost := t.State == "dropped" || t.State == "canceled"
-			if !lost && !t.FinishedAt.IsZero() && !t.FinishedAt.After(cutoff) {
-				continue // its outcome was in flight when the worker was lost
-			}
-			if l.Kind == Cut && !lost {
-				continue // the worker lives on: its run may well have completed
-			}
-			c.rep.LostTasks++
-			explained[t.ID] = true
-			if t.ErrorKind == ClaimLostKind {
-				c.rep.ClaimsLost++
-			}
-			switch {
-			case !lost:
-				c.fail(NotDropped, "task %s ran on %s, %s at %s, and ended %s at %s", t.ID, l.Worker, verb(l.Kind), ts(l.Before), t.State, ts(t.FinishedAt))
-			case t.FinishedAt.After(deadline):
-				c.fail(LateDrop, "task %s ran on %s, %s at %s, and ended %s at %s, %v later; the deadline was %s (%s)",
-					t.ID, l.Worker, verb(l.Kind), ts(l.Before), t.State, ts(t.FinishedAt), t.FinishedAt.Sub(l.Before).Round(time.Millisecond), ts(deadline), t.Reason)
+			for _, hd := range c.holds[t.ID] {
+				if hd.worker != l.Worker || hd.start.IsZero() {
+					continue
+				}
+				if (l.Kind == Stop || l.Kind == Silence) && !hd.start.Before(l.Resumed) {
+					continue // claimed after it was resumed
+				}
+				if l.Kind == Cut && hd.start.After(l.After.Add(c.lim.InFlight)) {
+					continue // claimed after the cut, on a new connection
+				}
+				if !hd.end.IsZero() && !hd.end.After(l.Before) {
+					continue // ended before the loss
+				}
+				lost := hd.state == "dropped" || hd.state == "canceled"
+				if !lost && !hd.end.IsZero() && !hd.end.After(cutoff) {
+					continue // its outcome was in flight when the worker was lost
+				}
+				if l.Kind == Cut && !lost {
+					continue // the worker lives on: its run may well have completed
+				}
+				c.rep.LostTasks++
+				explained[key{t.ID, hd.number}] = true
+				if hd.kind == ClaimLostKind {
+					c.rep.ClaimsLost++
+				}
+				if !hd.current && lost {
+					c.rep.LostRetried++
+				}
+				what := "ended"
+				if !hd.current {
+					what = fmt.Sprintf("its attempt %d (retried) ended", hd.number)
+				}
+				switch {
+				case !lost:
+					c.fail(NotDropped, "task %s ran on %s, %s at %s, and %s %s at %s", t.ID, l.Worker, verb(l.Kind), ts(l.Before), what, hd.state, ts(hd.end))
+				case hd.end.After(deadline):
+					c.fail(LateDrop, "task %s ran on %s, %s at %s, and %s %s at %s, %v later; the deadline was %s (%s)",
+						t.ID, l.Worker, verb(l.Kind), ts(l.Before), what, hd.state, ts(hd.end), hd.end.Sub(l.Before).Round(time.Millisecond), ts(deadline), hd.reason)
+				}
 			}
 		}
 	}
-	for _, t := range c.h.Tasks {
-		if t.State != "dropped" || explained[t.ID] {
-			continue
+	for i := range c.h.Tasks {
+		t := &c.h.Tasks[i]
+		for _, hd := range c.holds[t.ID] {
+			if hd.state != "dropped" || explained[key{t.ID, hd.number}] {
+				continue
+			}
+			if c.longOutageBefore(hd.end) {
+				c.rep.OutageDrops++
+				continue
+			}
+			if hd.kind == ClaimLostKind && c.claimLostInOutage(hd.start, hd.end) {
+				c.rep.ClaimsLost++
+				continue
+			}
+			what := "was dropped"
+			if !hd.current {
+				what = fmt.Sprintf("was dropped in attempt %d (and retried)", hd.number)
+			}
+			c.fail(DroppedAlive, "task %s %s at %s, but its worker %s was neither killed nor stopped (%s)", t.ID, what, ts(hd.end), hd.worker, hd.reason)
 		}
-		if c.longOutageBefore(t.FinishedAt) {
-			c.rep.OutageDrops++
-			continue
-		}
-		if t.ErrorKind == ClaimLostKind && c.claimLostInOutage(t) {
-			c.rep.ClaimsLost++
-			continue
-		}
-		c.fail(DroppedAlive, "task %s was dropped at %s, but its worker %s was neither killed nor stopped (%s)", t.ID, ts(t.FinishedAt), t.Worker, t.Reason)
 	}
 }
 
-// claimLostInOutage reports whether a task given up because its claim's
-// answer was lost was claimed during an outage of PostgreSQL (the claim
-// committed just before the server went down, its answer lost with the
-// connection) and given up within the call timeout, the missing timeout
-// and the slack after the outage.
-func (c *checker) claimLostInOutage(t Task) bool {
+// claimLostInOutage reports whether an attempt given up because its
+// claim's answer was lost was claimed (at started) during an outage of
+// PostgreSQL (the claim committed just before the server went down, its
+// answer lost with the connection) and given up (at ended) within the call
+// timeout, the missing timeout and the slack after the outage.
+func (c *checker) claimLostInOutage(started, ended time.Time) bool {
 	for _, o := range c.h.Outages {
-		if !t.StartedAt.Before(o.From.Add(-c.lim.InFlight)) && !t.StartedAt.After(o.To) &&
-			!t.FinishedAt.After(o.To.Add(c.lim.CallTimeout+c.lim.MissingAfter+c.lim.Slack)) {
+		if !started.Before(o.From.Add(-c.lim.InFlight)) && !started.After(o.To) &&
+			!ended.After(o.To.Add(c.lim.CallTimeout+c.lim.MissingAfter+c.lim.Slack)) {
 			return true
 		}
 	}
@@ -688,6 +964,13 @@ func mode(exclusive bool) string {
 		return "exclusive"
 	}
 	return "shared"
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -1,12 +1,15 @@
 package chaos
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/stint-dev/stint/store"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -286,5 +289,231 @@ func TestCheckCatchesViolations(t *testing.T) {
 				t.Errorf("overlaps found but max overlap %v", rep.MaxOverlap)
 			}
 		})
+	}
+}
+
+// retriedHistory is correctHistory with retried tasks on resource q: F
+// failed its first attempt and completed its second; K ran between F's
+// attempts (it queued while F waited for its retry, so that F's second
+// attempt queued behind it: F's seq, taken again, is after K's); G, whose
+// policy retries dropped runs, ran on wk when it was killed, was dropped
+// and completed its second attempt on w2.
+func retriedHistory() *history {
+	h := correctHistory()
+	policy := func() *store.RetryPolicy {
+		return &store.RetryPolicy{MaxAttempts: 3, InitialDelay: 20 * time.Millisecond, MaxDelay: 100 * time.Millisecond,
+			Multiplier: 2, Dropped: true}
+	}
+	q := []string{"q"}
+	add := func(letter string, seq int64, worker string, start, end int) *Task {
+		id := uuid.New()
+		h.ids[letter] = id
+		h.Tasks = append(h.Tasks, Task{ID: id, Seq: seq, Key: letter, State: "completed", Attempt: 1, Worker: worker,
+			Exclusive: q, StartedAt: at(start), FinishedAt: at(end)})
+		h.Dispatches = append(h.Dispatches, Dispatch{Key: letter, ID: id})
+		return &h.Tasks[len(h.Tasks)-1]
+	}
+	logRun := func(letter string, attempt, enter int, left string, leave int) {
+		r := uuid.New()
+		h.Events = append(h.Events, Event{Task: h.ids[letter], Attempt: attempt, Run: r, Event: "enter", At: at(enter)})
+		if left != "" {
+			h.Events = append(h.Events, Event{Task: h.ids[letter], Attempt: attempt, Run: r, Event: left, At: at(leave)})
+		}
+	}
+	f := add("F", 66, "w2", 135, 150)
+	f.Attempt, f.Retry = 2, policy()
+	f.Attempts = []Attempt{{Number: 1, State: "failed", Worker: "w1", StartedAt: at(100), FinishedAt: at(110),
+		Reason: "attempt 1 failing", ErrorKind: "error"}}
+	logRun("F", 1, 101, "fail", 109)
+	logRun("F", 2, 136, "exit", 149)
+	add("K", 65, "w1", 111, 119)
+	logRun("K", 1, 112, "exit", 118)
+	g := add("G", 70, "w2", 3420, 3450)
+	g.Attempt, g.Retry = 2, policy()
+	g.Attempts = []Attempt{{Number: 1, State: "dropped", Worker: "wk", StartedAt: at(900), FinishedAt: at(3400),
+		Reason: "worker wk stopped heartbeating", ErrorKind: "worker-lost"}}
+	logRun("G", 1, 901, "", 0)
+	logRun("G", 2, 3421, "exit", 3449)
+	return h
+}
+
+// runOf returns the events of the run of the task named by letter under
+// attempt.
+func (h *history) runOf(letter string, attempt int) []*Event {
+	var out []*Event
+	for i := range h.Events {
+		if e := &h.Events[i]; e.Task == h.ids[letter] && e.Attempt == attempt {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// eventOf returns the event of the task named by letter under attempt.
+func (h *history) eventOf(letter string, attempt int, event string) *Event {
+	for _, e := range h.runOf(letter, attempt) {
+		if e.Event == event {
+			return e
+		}
+	}
+	panic(fmt.Sprintf("no %s of %s attempt %d", event, letter, attempt))
+}
+
+func TestCheckRetriedHistory(t *testing.T) {
+	h := retriedHistory()
+	rep := Check(h.History, testLimits)
+	if len(rep.Violations) > 0 {
+		t.Fatalf("violations in a correct history with retries: %v", rep.Violations)
+	}
+	if rep.RetriedTasks != 2 || rep.Retries != 2 || rep.FailedRetries != 1 || rep.DroppedRetries != 1 ||
+		rep.LostRetried != 1 || rep.LostTasks != 2 || rep.Runs != 10 || rep.LostCompletions != 0 {
+		t.Fatalf("counts: %+v", rep)
+	}
+	t.Log(rep.Summary())
+}
+
+// TestCheckCatchesRetryViolations breaks the history with retries in each
+// way a retry must not go: the checks of attempts must be able to fail.
+func TestCheckCatchesRetryViolations(t *testing.T) {
+	cases := []struct {
+		name   string
+		change func(h *history)
+		want   []Kind
+	}{
+		{"correct", func(*history) {}, nil},
+		{"a task runs during an earlier attempt of a conflicting one", func(h *history) {
+			k := h.task("K")
+			k.StartedAt, k.FinishedAt = at(104), at(108)
+			h.eventOf("K", 1, "enter").At, h.eventOf("K", 1, "exit").At = at(105), at(107)
+		}, []Kind{Overlap}},
+		{"an earlier attempt overlaps by its record alone", func(h *history) {
+			// Its run logged nothing: the attempt's interval still counts.
+			h.Events = slices.DeleteFunc(h.Events, func(e Event) bool { return e.Task == h.ids["F"] && e.Attempt == 1 })
+			k := h.task("K")
+			k.StartedAt = at(105)
+		}, []Kind{Overlap}},
+		{"a completed attempt retried", func(h *history) {
+			h.task("F").Attempts[0].State = "completed"
+			h.eventOf("F", 1, "fail").Event = "exit"
+		}, []Kind{CompletedTwice}},
+		{"a run of a failed attempt ran to its end", func(h *history) {
+			h.eventOf("F", 1, "fail").Event = "exit"
+		}, []Kind{CompletedTwice}},
+		{"a run after the completing one", func(h *history) {
+			r := uuid.New()
+			h.Events = append(h.Events, Event{Task: h.ids["F"], Attempt: 2, Run: r, Event: "enter", At: at(149)})
+			h.eventOf("F", 2, "exit").At = at(148)
+		}, []Kind{RanTwice, CompletedTwice}},
+		{"a completed attempt that logged fail", func(h *history) {
+			h.eventOf("F", 2, "exit").Event = "fail"
+		}, []Kind{Fence}},
+		{"a lost run that had exited", func(h *history) {
+			run := h.eventOf("G", 1, "enter").Run
+			h.Events = append(h.Events, Event{Task: h.ids["G"], Attempt: 1, Run: run, Event: "exit", At: at(950)})
+		}, nil},
+		{"more attempts than the policy allows", func(h *history) {
+			h.task("F").Retry.MaxAttempts = 1
+		}, []Kind{TooManyAttempts}},
+		{"retried without a policy", func(h *history) {
+			h.task("F").Retry = nil
+		}, []Kind{TooManyAttempts}},
+		{"a dropped run retried without RetryDropped", func(h *history) {
+			h.task("G").Retry.Dropped = false
+		}, []Kind{BadRetry}},
+		{"attempts numbered out of order", func(h *history) {
+			h.task("F").Attempts[0].Number = 2
+		}, []Kind{BadRetry, RanTwice}},
+		{"an attempt before its delay", func(h *history) {
+			h.task("F").StartedAt = at(120)
+			h.eventOf("F", 2, "enter").At = at(121)
+		}, []Kind{EarlyRetry}},
+		{"an attempt early within the jitter", func(h *history) {
+			h.task("F").Retry.Jitter = 0.5 // the least delay is 10 ms
+			h.task("F").StartedAt = at(120)
+			h.eventOf("F", 2, "enter").At = at(121)
+		}, nil},
+		{"an attempt before the previous one ended", func(h *history) {
+			h.task("G").Retry.InitialDelay = 0
+			h.task("G").StartedAt = at(3390)
+			h.eventOf("G", 2, "enter").At = at(3391)
+		}, []Kind{EarlyRetry}},
+		{"a failed task with attempts left", func(h *history) {
+			h.task("F").State = "failed"
+			h.eventOf("F", 2, "exit").Event = "fail"
+		}, []Kind{NotRetried}},
+		{"a failed task that refused a retry", func(h *history) {
+			f := h.task("F")
+			f.State, f.NoRetry = "failed", true
+			h.eventOf("F", 2, "exit").Event = "fail"
+		}, nil},
+		{"a failed task out of attempts", func(h *history) {
+			f := h.task("F")
+			f.State, f.Retry.MaxAttempts = "failed", 2
+			h.eventOf("F", 2, "exit").Event = "fail"
+		}, nil},
+		{"a RetryDropped task lost and not retried", func(h *history) {
+			g := h.task("G")
+			g.Attempt, g.Attempts, g.State, g.Worker = 1, nil, "dropped", "wk"
+			g.StartedAt, g.FinishedAt, g.ErrorKind = at(900), at(3400), "worker-lost"
+			h.Events = slices.DeleteFunc(h.Events, func(e Event) bool { return e.Task == h.ids["G"] && e.Attempt == 2 })
+		}, []Kind{NotRetried}},
+		{"a RetryDropped task lost on its last attempt", func(h *history) {
+			g := h.task("G")
+			g.Attempt, g.Attempts, g.State, g.Worker = 1, nil, "dropped", "wk"
+			g.StartedAt, g.FinishedAt, g.ErrorKind = at(900), at(3400), "worker-lost"
+			g.Retry.MaxAttempts = 1
+			h.Events = slices.DeleteFunc(h.Events, func(e Event) bool { return e.Task == h.ids["G"] && e.Attempt == 2 })
+		}, nil},
+		{"a lost attempt dropped late", func(h *history) {
+			g := h.task("G")
+			g.Attempts[0].FinishedAt = at(7000)
+			g.StartedAt, g.FinishedAt = at(7020), at(7050)
+			h.eventOf("G", 2, "enter").At, h.eventOf("G", 2, "exit").At = at(7021), at(7049)
+		}, []Kind{LateDrop}},
+		{"an attempt of a live worker dropped", func(h *history) {
+			h.task("G").Attempts[0].Worker = "w1"
+		}, []Kind{DroppedAlive}},
+		{"a killed worker's attempt failed after the loss", func(h *history) {
+			h.task("G").Attempts[0].State = "failed"
+		}, []Kind{NotDropped}},
+		{"claimed beyond its attempts", func(h *history) {
+			h.task("F").Attempt = 3
+		}, []Kind{Reclaimed, RanTwice}},
+		{"a failed attempt's run wrote after the attempt ended", func(h *history) {
+			h.eventOf("F", 1, "fail").At = at(111)
+		}, []Kind{Fence}},
+		{"a retried task not final", func(h *history) {
+			f := h.task("F")
+			f.State, f.StartedAt, f.FinishedAt, f.Worker, f.Attempt = "scheduled", time.Time{}, time.Time{}, "", 1
+			h.Events = slices.DeleteFunc(h.Events, func(e Event) bool { return e.Task == h.ids["F"] && e.Attempt == 2 })
+		}, []Kind{NotFinal}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := retriedHistory()
+			tc.change(h)
+			expectKinds(t, Check(h.History, testLimits), tc.want)
+		})
+	}
+}
+
+// expectKinds fails t unless rep's violations are of exactly the kinds
+// want.
+func expectKinds(t *testing.T, rep Report, want []Kind) {
+	t.Helper()
+	var got []Kind
+	for _, v := range rep.Violations {
+		if !slices.Contains(got, v.Kind) {
+			got = append(got, v.Kind)
+		}
+	}
+	slices.Sort(got)
+	want = slices.Clone(want)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("violations %v; want kinds %v", rep.Violations, want)
+	}
+	if slices.Contains(want, Overlap) && rep.MaxOverlap <= 0 {
+		t.Errorf("overlaps found but max overlap %v", rep.MaxOverlap)
 	}
 }

@@ -7,11 +7,17 @@
 //	chaosnode worker  --db URL --name NAME [--concurrency N] [--heartbeat D] [--missing-after D] ...
 //	chaosnode api     --db URL --name NAME [--addr 127.0.0.1:0] [--heartbeat D] [--missing-after D]
 //
-// It registers one task type, chaos.step (args {"sleep_ms", "key"}), which
-// logs "enter", sleeps, and logs "exit" in the table chaos_log, each write
-// fenced by the run's attempt: a run that no longer owns its task (it was
-// dropped) cannot log anything. The api command prints "listening
-// http://HOST:PORT" on stdout once it serves.
+// It registers two task types. chaos.step (args {"sleep_ms", "key",
+// "fail_attempts"}) logs "enter", sleeps, and logs "exit" in the table
+// chaos_log, each write fenced by the run's attempt: a run that no longer
+// owns its task (it was dropped, or claimed again) cannot log anything. A
+// run whose attempt number is at most fail_attempts logs "fail" instead of
+// "exit" and returns an error: the task fails, or is retried if its
+// dispatch gave it a retry policy. chaos.step.retried runs the same
+// function with a retry policy of its own (RetryPolicy: 4 attempts, short
+// delays) and RetryDropped, so that its runs lost with their worker run
+// again. The api command prints "listening http://HOST:PORT" on stdout
+// once it serves.
 package main
 
 import (
@@ -37,6 +43,15 @@ import (
 
 // TaskName is the task type the chaos check dispatches.
 const TaskName = "chaos.step"
+
+// RetriedTaskName is the task type with a retry policy and RetryDropped.
+const RetriedTaskName = "chaos.step.retried"
+
+// RetryPolicy is chaos.step.retried's policy: up to 4 attempts, the
+// delays 10, 30 and 90 ms less a random part of up to half of each. The
+// chaos check's checker reads it back from the tasks (stint_tasks.retry).
+var RetryPolicy = stint.RetryPolicy{MaxAttempts: 4, InitialDelay: 10 * time.Millisecond,
+	MaxDelay: 100 * time.Millisecond, Multiplier: 3, Jitter: 0.5}
 
 // schema is the log the task writes, created by the migrate command. A row
 // per event of a run; run is a random id per call of the task function, so
@@ -113,7 +128,8 @@ func (f *nodeFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.missingAfter, "missing-after", 3*time.Second, "a node silent this long is lost")
 }
 
-// runWorker runs a worker with chaos.step until ctx ends.
+// runWorker runs a worker with chaos.step and chaos.step.retried until
+// ctx ends.
 func runWorker(ctx context.Context, args []string, log *slog.Logger) error {
 	var (
 		f     nodeFlags
@@ -282,12 +298,19 @@ type StepArgs struct {
 	// Key names the logical task: the chaos check dispatches each key
 	// until one dispatch is acknowledged.
 	Key string `json:"key"`
+	// FailAttempts: the runs of the first FailAttempts attempts (by
+	// Run.AttemptNumber) log "fail" instead of "exit" after their sleep
+	// and return an error.
+	FailAttempts int `json:"fail_attempts,omitempty"`
 }
 
 // Validate implements stint.ArgsValidator.
 func (a StepArgs) Validate() error {
 	if a.SleepMS < 0 || a.SleepMS > 60_000 {
 		return fmt.Errorf("sleep_ms %d: must be within 0 and 60000", a.SleepMS)
+	}
+	if a.FailAttempts < 0 || a.FailAttempts > 100 {
+		return fmt.Errorf("fail_attempts %d: must be within 0 and 100", a.FailAttempts)
 	}
 	return nil
 }
@@ -296,10 +319,13 @@ func (a StepArgs) Validate() error {
 // finished by someone else, so the run must not log anything more.
 var errFenced = errors.New("chaos.step: the run no longer owns its task")
 
-// registerStep registers chaos.step, which logs through pool (nil on an
-// API node, which runs no task).
+// errFailed is the error of a run told to fail (StepArgs.FailAttempts).
+var errFailed = errors.New("chaos.step: this attempt fails, as its args ask")
+
+// registerStep registers chaos.step and chaos.step.retried, which log
+// through pool (nil on an API node, which runs no task).
 func registerStep(reg *stint.Registry, pool *pgxpool.Pool) {
-	stint.Register(reg, TaskName, func(ctx context.Context, run *stint.Run, a StepArgs) (struct{}, error) {
+	step := func(ctx context.Context, run *stint.Run, a StepArgs) (struct{}, error) {
 		if pool == nil {
 			return struct{}{}, errors.New("chaos.step: this node has no database pool to log to")
 		}
@@ -312,11 +338,19 @@ func registerStep(reg *stint.Registry, pool *pgxpool.Pool) {
 			return struct{}{}, ctx.Err()
 		case <-time.After(time.Duration(a.SleepMS) * time.Millisecond):
 		}
+		if run.AttemptNumber() <= a.FailAttempts {
+			if err := logEvent(ctx, pool, run, runID, "fail"); err != nil {
+				return struct{}{}, err
+			}
+			return struct{}{}, fmt.Errorf("attempt %d of %d failing: %w", run.AttemptNumber(), a.FailAttempts, errFailed)
+		}
 		if err := logEvent(ctx, pool, run, runID, "exit"); err != nil {
 			return struct{}{}, err
 		}
 		return struct{}{}, nil
-	})
+	}
+	stint.Register(reg, TaskName, step)
+	stint.Register(reg, RetriedTaskName, step, stint.Retry(RetryPolicy), stint.RetryDropped())
 }
 
 // fencedInsert logs an event only while the task is running under this
