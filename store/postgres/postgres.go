@@ -226,8 +226,16 @@ type Querier interface {
 // are in flight are gathered into one transaction (group commit), each
 // still answered with its own tasks or its own error, and only after that
 // transaction committed; DispatchTx runs in the caller's transaction
-// instead and gathers nothing.
+// instead and gathers nothing. Calls with unique keys are not gathered
+// either: each runs in a transaction of its own, since it may wait for a
+// key another transaction holds.
 func (s *Store) Dispatch(ctx context.Context, tasks []store.NewTask) ([]*store.Task, error) {
+	if anyUniqueKey(tasks) {
+		// In a transaction of its own: the dispatch may wait for a key
+		// that another transaction holds (a caller's DispatchTx still
+		// open), and must not hold up the gathered dispatches meanwhile.
+		return DispatchTx(ctx, s.pool, tasks)
+	}
 	out, err := s.dispatcher.Do(ctx, tasks)
 	if errors.Is(err, groupcommit.ErrClosed) {
 		return nil, fmt.Errorf("postgres: store is closed")

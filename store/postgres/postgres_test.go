@@ -3,7 +3,9 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stint-dev/stint"
 	"github.com/stint-dev/stint/internal/pgtest"
@@ -87,6 +89,68 @@ func TestDispatchTx(t *testing.T) {
 	got, err := st.Claim(ctx, store.ClaimParams{Worker: "w", Names: []string{"stint.noop"}, Limit: 10})
 	if err != nil || len(got) != 3 {
 		t.Fatalf("claim after DispatchTx: %d %v", len(got), err)
+	}
+}
+
+// TestDispatchTxUniqueKey: a unique key dispatched in a caller's open
+// transaction is locked until it ends: a second dispatch of the key waits,
+// and finds the first task once that transaction commits, or creates its
+// own when it rolls back.
+func TestDispatchTxUniqueKey(t *testing.T) {
+	ctx := context.Background()
+	st := openFresh(t)
+	defer st.Close()
+	pool := st.(*postgres.Store).Pool()
+	client := stint.NewClient(st, stint.NewRegistry())
+	for _, commit := range []bool{true, false} {
+		key := fmt.Sprintf("key-%v", commit)
+		prepare := func() []store.NewTask {
+			tasks, err := client.Prepare([]stint.DispatchRequest{{Name: "stint.noop", UniqueKey: key}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tasks
+		}
+		first := prepare()
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := postgres.DispatchTx(ctx, tx, first); err != nil || got[0].Deduplicated {
+			t.Fatalf("first dispatch: %+v %v", got, err)
+		}
+		second := prepare()
+		answer := make(chan *store.Task, 1)
+		go func() {
+			got, err := st.Dispatch(ctx, second)
+			if err != nil {
+				t.Error(err)
+				answer <- nil
+				return
+			}
+			answer <- got[0]
+		}()
+		select {
+		case got := <-answer:
+			t.Fatalf("the second dispatch of the key did not wait for the open transaction: %+v", got)
+		case <-time.After(300 * time.Millisecond):
+		}
+		if commit {
+			err = tx.Commit(ctx)
+		} else {
+			err = tx.Rollback(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := <-answer
+		switch {
+		case got == nil:
+		case commit && (got.ID != first[0].ID || !got.Deduplicated):
+			t.Fatalf("after the commit: %+v, want the first task, deduplicated", got)
+		case !commit && (got.ID != second[0].ID || got.Deduplicated):
+			t.Fatalf("after the rollback: %+v, want a new task", got)
+		}
 	}
 }
 
