@@ -152,9 +152,6 @@ func (t *Task) RetriedBy(o Outcome) bool {
 		len(t.Attempts)+1 < p.MaxAttempts
 }
 
-// Retries reports whether the policy allows more than one attempt.
-func (p *RetryPolicy) Retries() bool { return p != nil && p.MaxAttempts > 1 }
-
 // Attempt is one earlier run of a task that was retried: how it ended and
 // why. The current (or last) run is the task's own StartedAt, FinishedAt,
 // Worker, State and Error.
