@@ -237,6 +237,10 @@ type throughputLoad struct {
 	waiting int
 	// scheduled tasks are scheduled an hour ahead before the run starts.
 	scheduled int
+	// settled: the database is vacuumed, analyzed and checkpointed before
+	// the run even when nothing was preloaded, as the baseline of a
+	// preloaded run is.
+	settled bool
 }
 
 // load is a run of cfg.Tasks tasks named name on cfg.Concurrency slots.
@@ -269,7 +273,7 @@ func runThroughput(ctx context.Context, cfg Config, open scratchFunc, l throughp
 			return throughput{}, fmt.Errorf("preloading %d waiting tasks: %w", l.waiting, err)
 		}
 	}
-	if l.scheduled > 0 {
+	if l.scheduled > 0 || l.settled {
 		pg, ok := st.(*postgres.Store)
 		if !ok {
 			return throughput{}, fmt.Errorf("the scheduled scenario runs on PostgreSQL only")
@@ -376,6 +380,16 @@ func settle(ctx context.Context, st *postgres.Store, scenario, table string) err
 // on one clock, from before the dispatch call to the start of the task's
 // function.
 func runLatency(ctx context.Context, cfg Config) (p50, p99 time.Duration, err error) {
+	return startLatency(ctx, cfg, "bench.latency", nil)
+}
+
+// startLatency dispatches cfg.Samples tasks named name, one at a time, to
+// an idle worker, and returns the p50 and p99 of how late each started. With
+// ahead nil, a task is dispatched to run at once and is late from before the
+// dispatch call to the start of its function; otherwise task i is scheduled
+// ahead(i) from now and is late from its scheduled time (a start before it
+// is an error).
+func startLatency(ctx context.Context, cfg Config, name string, ahead func(i int) time.Duration) (p50, p99 time.Duration, err error) {
 	st, done, err := scratch(ctx, cfg)
 	if err != nil {
 		return 0, 0, err
@@ -384,7 +398,7 @@ func runLatency(ctx context.Context, cfg Config) (p50, p99 time.Duration, err er
 	var mu sync.Mutex
 	started := map[uuid.UUID]chan time.Time{}
 	reg := stint.NewRegistry()
-	stint.Register(reg, "bench.latency", func(_ context.Context, run *stint.Run, _ struct{}) (struct{}, error) {
+	stint.Register(reg, name, func(_ context.Context, run *stint.Run, _ struct{}) (struct{}, error) {
 		now := time.Now()
 		mu.Lock()
 		ch := started[run.ID()]
@@ -394,7 +408,7 @@ func runLatency(ctx context.Context, cfg Config) (p50, p99 time.Duration, err er
 		}
 		return struct{}{}, nil
 	})
-	// Ids are known only once Dispatch returns, so the task looks its
+	// Ids are known only once Prepare returns, so the task looks its
 	// channel up; the channel is registered before the dispatch by id.
 	client := stint.NewClient(st, reg)
 	w, err := stint.NewWorker(st, reg, stint.WorkerConfig{Name: "bench", Concurrency: 4, SweepInterval: -1, Logger: cfg.Logger})
@@ -408,8 +422,12 @@ func runLatency(ctx context.Context, cfg Config) (p50, p99 time.Duration, err er
 	time.Sleep(200 * time.Millisecond) // let the worker register and listen
 
 	lat := make([]time.Duration, 0, cfg.Samples)
-	for range cfg.Samples {
-		nts, err := client.Prepare([]stint.DispatchRequest{{Name: "bench.latency"}})
+	for i := range cfg.Samples {
+		req := stint.DispatchRequest{Name: name}
+		if ahead != nil {
+			req.ScheduledAt = time.Now().Add(ahead(i))
+		}
+		nts, err := client.Prepare([]stint.DispatchRequest{req})
 		if err != nil {
 			return 0, 0, err
 		}
@@ -417,13 +435,19 @@ func runLatency(ctx context.Context, cfg Config) (p50, p99 time.Duration, err er
 		mu.Lock()
 		started[nts[0].ID] = ch
 		mu.Unlock()
-		t0 := time.Now()
+		from := time.Now()
+		if ahead != nil {
+			from = req.ScheduledAt
+		}
 		if _, err := st.Dispatch(ctx, nts); err != nil {
 			return 0, 0, err
 		}
 		select {
 		case t1 := <-ch:
-			lat = append(lat, t1.Sub(t0))
+			if t1.Before(from) {
+				return 0, 0, fmt.Errorf("task %s started %v before its time", nts[0].ID, from.Sub(t1))
+			}
+			lat = append(lat, t1.Sub(from))
 		case <-time.After(10 * time.Second):
 			return 0, 0, fmt.Errorf("task %s did not start within 10s", nts[0].ID)
 		}
