@@ -10,6 +10,7 @@ CREATE OR REPLACE FUNCTION stint_dequeue(p_res text[], p_seqs bigint[])
  SET enable_bitmapscan TO 'off'
  SET enable_hashjoin TO 'off'
  SET enable_mergejoin TO 'off'
+ SET enable_nestloop TO 'on'
  SET jit TO 'off'
  SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
