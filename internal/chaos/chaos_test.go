@@ -796,7 +796,7 @@ func (d *dispatcher) run(ctx context.Context, cfg config, rng *rand.Rand) {
 const (
 	retriedShare   = 16
 	overrideShare  = 8
-	retriedSleepMS = 200
+	retriedSleepMS = 80
 )
 
 // drawTask draws the kind of a task and its args: its sleep, and how many
