@@ -349,43 +349,43 @@ func TestChildProcessTimeout(t *testing.T) {
 // TestChildProcessDiesWithWorker kills a worker process (this test binary,
 // run again as a worker) while its task runs in a child process, and
 // expects the child to die with it.
-func TestChildProcessDiesWithWorker(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("task child processes need Linux")
-	}
+// newPostgresHarness is a harness on a scratch PostgreSQL database, whose
+// URL it returns for worker processes. The store closes at the end of the
+// test, after every cleanup the test adds (a worker's stop among them).
+func newPostgresHarness(t *testing.T, ctx context.Context) (*harness, string) {
+	t.Helper()
 	dsn := pgtest.Database(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	st, err := postgres.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(st.Close)
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, ctx: ctx, store: st, reg: processRegistry()}
 	h.client = stint.NewClient(st, h.reg)
+	return h, dsn
+}
 
-	// The worker's output goes to a file: a child that outlived it would
-	// hold a pipe, and go test would wait for it.
+// startWorkerProcess starts the test binary again as a worker process on
+// dsn (runWorkerProcess), and returns it with a channel closed when it has
+// exited; the test's cleanup kills it. Its output goes to a file, logged if
+// the test fails: a task's child process that outlived the worker would
+// hold a pipe, and go test would wait for it.
+func startWorkerProcess(t *testing.T, dsn string) (*exec.Cmd, <-chan struct{}) {
+	t.Helper()
 	out, err := os.CreateTemp(t.TempDir(), "worker-output")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer out.Close()
 	worker := exec.Command(os.Args[0], "-test.run=^$")
 	worker.Env = append(os.Environ(), workerProcessEnv+"="+dsn, "STINT_TEST_WORKDIR="+t.TempDir())
 	worker.Stdout, worker.Stderr = out, out
 	if err := worker.Start(); err != nil {
+		out.Close()
 		t.Fatal(err)
 	}
-	defer func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(out.Name())
-			t.Logf("the worker process's output:\n%s", b)
-		}
-	}()
 	exited := make(chan struct{})
 	go func() {
 		worker.Wait() //nolint:errcheck // it is killed
@@ -394,7 +394,23 @@ func TestChildProcessDiesWithWorker(t *testing.T) {
 	t.Cleanup(func() {
 		worker.Process.Kill() //nolint:errcheck
 		<-exited
+		if t.Failed() {
+			b, _ := os.ReadFile(out.Name())
+			t.Logf("the worker process's output:\n%s", b)
+		}
+		out.Close()
 	})
+	return worker, exited
+}
+
+func TestChildProcessDiesWithWorker(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("task child processes need Linux")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h, dsn := newPostgresHarness(t, ctx)
+	worker, exited := startWorkerProcess(t, dsn)
 	task, err := h.client.Dispatch(ctx, stint.DispatchRequest{Name: "test.child.stuck"})
 	if err != nil {
 		t.Fatal(err)

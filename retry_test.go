@@ -3,17 +3,13 @@ package stint_test
 import (
 	"context"
 	"errors"
-	"os"
-	"os/exec"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stint-dev/stint"
 	"github.com/stint-dev/stint/internal/enginetest"
-	"github.com/stint-dev/stint/internal/pgtest"
 	"github.com/stint-dev/stint/store"
-	"github.com/stint-dev/stint/store/postgres"
 )
 
 // A task type's retry policy: a task failing twice with 3 attempts
@@ -92,33 +88,10 @@ func TestScheduledTaskRunsOnTime(t *testing.T) {
 // retries dropped runs (RetryDropped) runs again on another worker and
 // completes, its first attempt recorded dropped; the other ends dropped.
 func TestRetryDroppedAfterSIGKILL(t *testing.T) {
-	dsn := pgtest.Database(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close) // after the rescuer stopped
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, ctx: ctx, store: st, reg: processRegistry()}
-	h.client = stint.NewClient(st, h.reg)
-	out, err := os.CreateTemp(t.TempDir(), "worker-output")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	worker := exec.Command(os.Args[0], "-test.run=^$")
-	worker.Env = append(os.Environ(), workerProcessEnv+"="+dsn, "STINT_TEST_WORKDIR="+t.TempDir())
-	worker.Stdout, worker.Stderr = out, out
-	if err := worker.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { worker.Wait(); close(exited) }()          //nolint:errcheck // it is killed
-	t.Cleanup(func() { worker.Process.Kill(); <-exited }) //nolint:errcheck
+	h, dsn := newPostgresHarness(t, ctx)
+	worker, exited := startWorkerProcess(t, dsn)
 
 	retried := h.dispatch(stint.DispatchRequest{Name: "test.lost.retried"})
 	plain := h.dispatch(stint.DispatchRequest{Name: "test.lost.plain"})
