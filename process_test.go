@@ -346,13 +346,10 @@ func TestChildProcessTimeout(t *testing.T) {
 	})
 }
 
-// TestChildProcessDiesWithWorker kills a worker process (this test binary,
-// run again as a worker) while its task runs in a child process, and
-// expects the child to die with it.
 // newPostgresHarness is a harness on a scratch PostgreSQL database, whose
 // URL it returns for worker processes. The store closes at the end of the
 // test, after every cleanup the test adds (a worker's stop among them).
-func newPostgresHarness(t *testing.T, ctx context.Context) (*harness, string) {
+func newPostgresHarness(ctx context.Context, t *testing.T) (*harness, string) {
 	t.Helper()
 	dsn := pgtest.Database(t)
 	st, err := postgres.Open(ctx, dsn)
@@ -403,13 +400,16 @@ func startWorkerProcess(t *testing.T, dsn string) (*exec.Cmd, <-chan struct{}) {
 	return worker, exited
 }
 
+// TestChildProcessDiesWithWorker kills a worker process (this test binary,
+// run again as a worker) while its task runs in a child process, and
+// expects the child to die with it.
 func TestChildProcessDiesWithWorker(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("task child processes need Linux")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h, dsn := newPostgresHarness(t, ctx)
+	h, dsn := newPostgresHarness(ctx, t)
 	worker, exited := startWorkerProcess(t, dsn)
 	task, err := h.client.Dispatch(ctx, stint.DispatchRequest{Name: "test.child.stuck"})
 	if err != nil {

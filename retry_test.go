@@ -90,7 +90,7 @@ func TestScheduledTaskRunsOnTime(t *testing.T) {
 func TestRetryDroppedAfterSIGKILL(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h, dsn := newPostgresHarness(t, ctx)
+	h, dsn := newPostgresHarness(ctx, t)
 	worker, exited := startWorkerProcess(t, dsn)
 
 	retried := h.dispatch(stint.DispatchRequest{Name: "test.lost.retried"})

@@ -257,7 +257,9 @@ func (l throughputLoad) withResources(waiting int) throughputLoad {
 // runThroughput dispatches l.tasks no-op tasks in batches while one worker
 // runs them, and measures from the first dispatch to the last completion.
 // With l.waiting > 0, that many tasks first wait on resources no benchmark
-// task uses, behind blockers no worker claims.
+// task uses, behind blockers no worker claims; with l.scheduled > 0, that
+// many are scheduled an hour ahead; either preload, and l.settled, ends
+// with the database vacuumed, analyzed and checkpointed.
 func runThroughput(ctx context.Context, cfg Config, open scratchFunc, l throughputLoad) (throughput, error) {
 	st, done, err := open(ctx, cfg)
 	if err != nil {

@@ -2,8 +2,8 @@
 -- outcome) by one statement, and returns the ids of the tasks it ended. An
 -- outcome whose attempt is not the task's current one (a stale fencing
 -- token) changes nothing. The rows are locked in id order, the lock order
--- of running tasks: the outcomes are joined in id order to the primary
--- key, one row at a time. A failed (or dropped) run of a task whose retry
+-- of running tasks: the outcomes, sorted by id, are merge-joined to the
+-- rows the primary key finds, in its order. A failed (or dropped) run of a task whose retry
 -- policy has attempts left (stint_retry_due) does not end it: the run is
 -- appended to its attempts, and the task is scheduled for its next attempt
 -- (stint_retry_delay from now), without a worker, signalled on stint_due.
@@ -15,6 +15,7 @@ CREATE OR REPLACE FUNCTION stint_finish(p_ids uuid[], p_attempts integer[], p_st
  SET enable_seqscan TO 'off'
  SET enable_hashjoin TO 'off'
  SET enable_nestloop TO 'off'
+ SET enable_mergejoin TO 'on'
  SET enable_bitmapscan TO 'off'
  SET jit TO 'off'
  SET plan_cache_mode TO 'force_generic_plan'
