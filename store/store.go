@@ -345,6 +345,9 @@ type DueTasks struct {
 type Blocker struct {
 	Task     uuid.UUID
 	Resource string
+	// Capacity and Holders are set when the task waits for room on a
+	// counted resource: the resource is full, Holders of Capacity.
+	Capacity, Holders int
 }
 
 // WorkerInfo describes a registered worker.
@@ -653,7 +656,28 @@ type Store interface {
 
 	// BlockedBy lists, for a waiting task, the earlier conflicting tasks on
 	// each resource it waits for (at most a few per resource, oldest first).
+	// On a resource with a capacity that the task waits for shared behind
+	// no exclusive entry, they are the earlier tasks on it (its holders
+	// first), with Capacity and Holders set: the resource is full.
 	BlockedBy(ctx context.Context, id uuid.UUID) ([]Blocker, error)
+
+	// SetCapacity sets the capacity of a resource (nil: no bound), and
+	// starts at once the waiting tasks that a raised capacity lets run; a
+	// lowered one lets the holders finish and starts no other until they
+	// are fewer than it. A capacity is at least 1.
+	SetCapacity(ctx context.Context, name string, capacity *int) error
+	// Resources returns a page of the resources f selects (those with
+	// holders, waiting tasks or a capacity), with their first holders.
+	Resources(ctx context.Context, f ResourceFilter) (ResourcePage, error)
+	// Resource returns one resource with its first holders and waiting
+	// tasks; a resource nothing holds, waits for or bounds is returned
+	// with zero counts.
+	Resource(ctx context.Context, name string) (*Resource, error)
+	// CollectResources deletes what the engine keeps of up to limit
+	// resources that have no holder, no waiting task and no capacity, and
+	// returns how many it deleted; callers loop until it returns less
+	// than limit.
+	CollectResources(ctx context.Context, limit int) (int, error)
 
 	// RegisterWorker adds or replaces a worker and sets its heartbeat. On
 	// PostgreSQL, a name that a live worker of another process holds (its

@@ -427,26 +427,31 @@ const blockersPerResource = 10
 
 // BlockedBy implements store.Store: for each resource on which the task
 // waits (its seq is past the queue's frontier), the earliest entries
-// before it that conflict with it.
+// before it that conflict with it, or, on a full counted resource, the
+// earliest entries before it.
 func (s *Store) BlockedBy(ctx context.Context, id uuid.UUID) ([]store.Blocker, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT b.task_id, mine.name
+		SELECT b.task_id, mine.name, CASE WHEN f.full THEN r.capacity ELSE 0 END, CASE WHEN f.full THEN r.holders ELSE 0 END
 		FROM stint_tasks t
 		CROSS JOIN LATERAL unnest(t.exclusive_resources || t.shared_resources) AS mine(name)
 		JOIN stint_resources r ON r.name = mine.name AND r.frontier < t.seq
 		CROSS JOIN LATERAL (
-			SELECT q.task_id FROM stint_task_resources q
+			SELECT r.capacity IS NOT NULL AND NOT (mine.name = ANY (t.exclusive_resources)) AND NOT EXISTS (
+				SELECT 1 FROM stint_task_resources x
+				WHERE x.resource = mine.name AND x.exclusive AND x.seq < t.seq) AS full) f
+		CROSS JOIN LATERAL (
+			SELECT q.task_id, q.seq FROM stint_task_resources q
 			WHERE q.resource = mine.name AND q.seq < t.seq
-			  AND (mine.name = ANY (t.exclusive_resources) OR q.exclusive)
+			  AND (mine.name = ANY (t.exclusive_resources) OR q.exclusive OR f.full)
 			ORDER BY q.seq LIMIT $2) b
 		WHERE t.id = $1 AND t.state = 'waiting'
-		ORDER BY mine.name`, id, blockersPerResource)
+		ORDER BY mine.name, b.seq`, id, blockersPerResource)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Blocker, error) {
 		var b store.Blocker
-		err := row.Scan(&b.Task, &b.Resource)
+		err := row.Scan(&b.Task, &b.Resource, &b.Capacity, &b.Holders)
 		return b, err
 	})
 }

@@ -128,7 +128,7 @@ func TestUpgradeKeepsQueues(t *testing.T) {
 		want := map[uuid.UUID]bool{}
 		for _, id := range order {
 			m := tasks[id]
-			if m.state == store.StateWaiting && scheduling.Runnable(m.res, earlier) {
+			if m.state == store.StateWaiting && scheduling.Runnable(m.res, earlier, nil) {
 				want[id] = true
 			}
 			if !m.state.Final() {

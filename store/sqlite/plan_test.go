@@ -21,9 +21,10 @@ func TestPlans(t *testing.T) {
 	// The only scans allowed: the claimable tasks in order (the claim walks
 	// them up to its limit), the arguments' JSON lists, and subqueries.
 	// And the first due task (sqlNextDue reads one entry of its index), and
-	// sqlite_sequence, one row per table with AUTOINCREMENT.
+	// sqlite_sequence, one row per table with AUTOINCREMENT, and the row
+	// of a SELECT without FROM.
 	allowed := []string{"SCAN c USING INDEX stint_tasks_claimable", "SCAN json_each", "SCAN h",
-		"SCAN stint_tasks USING COVERING INDEX stint_tasks_due", "SCAN sqlite_sequence"}
+		"SCAN stint_tasks USING COVERING INDEX stint_tasks_due", "SCAN sqlite_sequence", "SCAN CONSTANT ROW"}
 	statements := append([]string{}, writeStatements...)
 	statements = append(statements,
 		`SELECT `+taskColumns+` FROM stint_tasks WHERE id = ?`,
@@ -43,6 +44,10 @@ func TestPlans(t *testing.T) {
 	want := map[string][]string{
 		sqlEnqueue: {"USING INDEX stint_task_resources_exclusive"},
 		sqlPromote: {"USING INDEX stint_task_resources_waiting", "USING INDEX stint_task_resources_exclusive"},
+		// Counted resources: the capacity by its key, the holders and the
+		// bound through the queue's keys and the waiting entries.
+		sqlCapacityRoom: {"SEARCH c USING PRIMARY KEY (name=?)", "USING INDEX stint_task_resources_waiting"},
+		sqlPromoteBound: {"SEARCH w USING INDEX stint_task_resources_waiting (resource=?)"},
 		sqlFinish:  {"SEARCH t USING INDEX sqlite_autoindex_stint_tasks_1 (id=?)"},
 		sqlClaim:   {"USING INDEX stint_tasks_claimable", "USING INDEX stint_task_resources_task", "USING INDEX stint_task_resources_exclusive"},
 		// Tasks in time.

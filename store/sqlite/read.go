@@ -314,20 +314,36 @@ func (s *Store) BlockedBy(ctx context.Context, id uuid.UUID) ([]store.Blocker, e
 		}
 		for _, e := range waiting {
 			// An exclusive entry waits for every earlier entry, a shared one
-			// for the earlier exclusive ones.
+			// for the earlier exclusive ones, or, on a full counted
+			// resource without them, for every earlier entry.
 			q := `SELECT t.id FROM stint_task_resources b INDEXED BY stint_task_resources_exclusive
 				JOIN stint_tasks t ON t.seq = b.seq
 				WHERE b.resource = ? AND b.seq < ? AND b.exclusive ORDER BY b.seq LIMIT ?`
-			if e.exclusive {
-				q = `SELECT t.id FROM stint_task_resources b JOIN stint_tasks t ON t.seq = b.seq
+			every := `SELECT t.id FROM stint_task_resources b JOIN stint_tasks t ON t.seq = b.seq
 				WHERE b.resource = ? AND b.seq < ? ORDER BY b.seq LIMIT ?`
+			var full struct{ capacity, holders int }
+			if e.exclusive {
+				q = every
+			} else {
+				err := tx.QueryRowContext(ctx, `SELECT c.capacity, (SELECT count(*) FROM stint_task_resources q
+						WHERE q.resource = ?1 AND q.ready)
+					FROM stint_resources c WHERE c.name = ?1 AND NOT EXISTS (
+						SELECT 1 FROM stint_task_resources x INDEXED BY stint_task_resources_exclusive
+						WHERE x.resource = ?1 AND x.exclusive AND x.seq < ?2)`, e.resource, e.seq).
+					Scan(&full.capacity, &full.holders)
+				switch {
+				case err == nil:
+					q = every
+				case !errors.Is(err, sql.ErrNoRows):
+					return err
+				}
 			}
 			ids, err := queryIDs(ctx, tx, q, e.resource, e.seq, blockersPerResource)
 			if err != nil {
 				return err
 			}
 			for _, b := range ids {
-				out = append(out, store.Blocker{Task: b, Resource: e.resource})
+				out = append(out, store.Blocker{Task: b, Resource: e.resource, Capacity: full.capacity, Holders: full.holders})
 			}
 		}
 		return nil

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 
@@ -25,12 +26,19 @@ import (
 const (
 	// sqlEnqueue appends a task's entry to a resource's queue. This is
 	// the rule at dispatch: an exclusive entry is ready in an empty queue,
-	// a shared one in a queue without exclusive entries.
+	// a shared one in a queue without exclusive entries and, on a resource
+	// with a capacity, without waiting entries and with fewer entries (all
+	// ready, then) than the capacity.
 	sqlEnqueue = `INSERT INTO stint_task_resources (resource, seq, exclusive, ready)
 		VALUES (?1, ?2, ?3, CASE WHEN ?3
 			THEN NOT EXISTS (SELECT 1 FROM stint_task_resources WHERE resource = ?1)
 			ELSE NOT EXISTS (SELECT 1 FROM stint_task_resources INDEXED BY stint_task_resources_exclusive
-				WHERE resource = ?1 AND exclusive) END)
+					WHERE resource = ?1 AND exclusive)
+				AND coalesce((SELECT CASE
+					WHEN EXISTS (SELECT 1 FROM stint_task_resources INDEXED BY stint_task_resources_waiting
+						WHERE resource = ?1 AND NOT ready) THEN 0
+					ELSE (SELECT count(*) FROM stint_task_resources WHERE resource = ?1) < c.capacity END
+				FROM stint_resources c WHERE c.name = ?1), 1) END)
 		RETURNING ready`
 
 	// sqlGroupSealed holds when the group ?1 is sealed and ?2 (a parent
@@ -84,17 +92,32 @@ const (
 
 	// sqlPromote is the per-resource rule after a queue lost entries: the
 	// head of the queue is ready; when it is shared, so is every entry
-	// before the first exclusive one. It marks ready the entries that were
-	// not and returns their tasks. It reads the head, the first exclusive
-	// entry and the entries it promotes, through the partial indexes.
+	// before the first exclusive one, up to the seq ?2 (the bound of a
+	// resource with a capacity: sqlPromoteBound). It marks ready the
+	// entries that were not and returns their tasks. It reads the head,
+	// the first exclusive entry and the entries it promotes, through the
+	// partial indexes.
 	sqlPromote = `UPDATE stint_task_resources INDEXED BY stint_task_resources_waiting SET ready = 1
-		WHERE resource = ?1 AND NOT ready AND seq < (
+		WHERE resource = ?1 AND NOT ready AND seq <= ?2 AND seq < (
 			SELECT CASE WHEN h.exclusive THEN h.seq + 1
 				ELSE coalesce((SELECT x.seq FROM stint_task_resources x INDEXED BY stint_task_resources_exclusive
 					WHERE x.resource = ?1 AND x.exclusive ORDER BY x.seq LIMIT 1), 9223372036854775807) END
 			FROM (SELECT q.seq, q.exclusive FROM stint_task_resources q
 				WHERE q.resource = ?1 ORDER BY q.seq LIMIT 1) h)
 		RETURNING seq`
+
+	// sqlCapacityRoom is, for the resource ?1, its capacity and how many
+	// entries it holds: those before its first waiting entry (the ready
+	// entries are a prefix of the queue). No row: no capacity.
+	sqlCapacityRoom = `SELECT c.capacity, (SELECT count(*) FROM stint_task_resources q
+			WHERE q.resource = ?1 AND q.seq < coalesce((SELECT w.seq FROM stint_task_resources w
+				INDEXED BY stint_task_resources_waiting WHERE w.resource = ?1 AND NOT w.ready
+				ORDER BY w.seq LIMIT 1), 9223372036854775807))
+		FROM stint_resources c WHERE c.name = ?1`
+	// sqlPromoteBound is the seq of the waiting entry of the resource ?1
+	// at offset ?2 (room - 1): the last that a promotion may make ready.
+	sqlPromoteBound = `SELECT coalesce((SELECT w.seq FROM stint_task_resources w INDEXED BY stint_task_resources_waiting
+			WHERE w.resource = ?1 AND NOT w.ready ORDER BY w.seq LIMIT 1 OFFSET ?2), 9223372036854775807)`
 
 	// sqlUnblock counts promoted entries off a task; the one that brings
 	// its count to zero unblocks it.
@@ -106,12 +129,14 @@ const (
 
 	// sqlDequeue removes a task's entries and returns their resources, each
 	// with whether its removal may make later entries ready: only when the
-	// entry was exclusive or the head of its queue. (Removing a shared
-	// entry behind the head changes neither the head nor the exclusive
-	// entries before any other, so no entry's readiness.)
+	// entry was exclusive, the head of its queue, or a holder of a
+	// resource with a capacity (it leaves room). (Removing a shared entry
+	// behind the head of an unbounded queue changes neither the head nor
+	// the exclusive entries before any other, so no entry's readiness.)
 	sqlDequeue = `DELETE FROM stint_task_resources WHERE seq = ?1
 		RETURNING resource, exclusive OR NOT EXISTS (SELECT 1 FROM stint_task_resources e
-			WHERE e.resource = stint_task_resources.resource AND e.seq < ?1)`
+			WHERE e.resource = stint_task_resources.resource AND e.seq < ?1)
+			OR (ready AND EXISTS (SELECT 1 FROM stint_resources c WHERE c.name = stint_task_resources.resource))`
 
 	// sqlNoEarlierConflict holds for a task c when no earlier entry
 	// conflicts with any of its queue entries, checked from the queues
@@ -197,6 +222,7 @@ var writeStatements = []string{
 	sqlRegisterWorker, sqlHeartbeat, sqlTaskStates, sqlRemoveWorker, sqlUnknownHeld,
 	sqlImmediateClaim, sqlSkip, sqlWorkerVersions, sqlGroupSealed,
 	sqlUniqueTask, sqlDue, sqlNextDue, sqlMakeDue, sqlBumpSequence, sqlRetryCandidates, sqlRetry,
+	sqlCapacityRoom, sqlPromoteBound,
 }
 
 // Dispatch implements store.Store. The tasks are inserted in order, in one
@@ -367,7 +393,14 @@ func (w *wtx) promote(resources []string) (int, error) {
 	counts := map[int64]int{}
 	var order []int64
 	for _, r := range resources {
-		rows, err := w.query(sqlPromote, r)
+		bound, err := w.promoteBound(r)
+		if err != nil {
+			return 0, err
+		}
+		if bound < 0 {
+			continue // full
+		}
+		rows, err := w.query(sqlPromote, r, bound)
 		if err != nil {
 			return 0, err
 		}
@@ -405,6 +438,26 @@ func (w *wtx) promote(resources []string) (int, error) {
 		}
 	}
 	return promoted, nil
+}
+
+// promoteBound is the highest seq a promotion on resource r may make
+// ready: no bound (math.MaxInt64) without a capacity, -1 when the holders
+// fill it, else the seq of the last waiting entry that fits.
+func (w *wtx) promoteBound(r string) (int64, error) {
+	var capacity, holders int64
+	err := w.queryRow(sqlCapacityRoom, r).Scan(&capacity, &holders)
+	if errors.Is(err, sql.ErrNoRows) {
+		return math.MaxInt64, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if holders >= capacity {
+		return -1, nil
+	}
+	var bound int64
+	err = w.queryRow(sqlPromoteBound, r, capacity-holders-1).Scan(&bound)
+	return bound, err
 }
 
 // release removes the queue entries of tasks that reached a final state and

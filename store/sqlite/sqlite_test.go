@@ -214,7 +214,7 @@ func TestWALAndSchema(t *testing.T) {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate again: %v", err)
 	}
-	if v, err := st.SchemaVersion(ctx); err != nil || v != 5 {
+	if v, err := st.SchemaVersion(ctx); err != nil || v != 6 {
 		t.Fatalf("SchemaVersion: %d %v", v, err)
 	}
 	// The file itself is in WAL mode, as any other reader sees it.

@@ -119,7 +119,7 @@ func TestMigrateToTasksInTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if v, err := st.SchemaVersion(ctx); err != nil || v != 5 {
+	if v, err := st.SchemaVersion(ctx); err != nil || v != 6 {
 		t.Fatalf("SchemaVersion: %d %v", v, err)
 	}
 	after := readSchema(t, st.rdb)

@@ -170,7 +170,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if v, err := st.SchemaVersion(ctx); err != nil || v != 5 {
+	if v, err := st.SchemaVersion(ctx); err != nil || v != 6 {
 		t.Fatalf("SchemaVersion: %d %v", v, err)
 	}
 	if task, err := st.Task(ctx, id); err != nil || task.Name != "test.old" {

@@ -171,7 +171,7 @@ func TestOpenUsersNewFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := open(t, path)
-	if v, err := st.SchemaVersion(ctx); err != nil || v != 5 {
+	if v, err := st.SchemaVersion(ctx); err != nil || v != 6 {
 		t.Fatalf("SchemaVersion of a file OpenUsers made: %d %v", v, err)
 	}
 	if got := st.Recovered(); got != (sqlite.RecoveryResult{}) {

@@ -16,7 +16,8 @@ import (
 
 // testAgreesWithTheRule drives the store with random batches of dispatches,
 // claims and finishes, and checks after every step that what it lets run is
-// exactly what the resource rule (package scheduling) says is runnable.
+// exactly what the resource rule (package scheduling) says is runnable. The
+// last trials give half the resources a capacity of 1 to 3.
 func testAgreesWithTheRule(t *testing.T, open Opener) {
 	st, ctx := openStore(t, open)
 	type modelTask struct {
@@ -24,11 +25,16 @@ func testAgreesWithTheRule(t *testing.T, open Opener) {
 		state   store.State
 		attempt int
 	}
-	for trial := range 3 {
+	for trial := range 5 {
 		rng := rand.New(rand.NewPCG(uint64(trial), 1))
 		var resources []string // each trial has its own, as it leaves tasks behind
+		caps := scheduling.Capacities{}
 		for i := range 6 {
 			resources = append(resources, fmt.Sprintf("t%d-r%d", trial, i))
+			if trial >= 3 && i%2 == 0 {
+				caps[resources[i]] = 1 + rng.IntN(3)
+				setCapacity(t, st, resources[i], caps[resources[i]])
+			}
 		}
 		tasks := map[uuid.UUID]*modelTask{}
 		var order []uuid.UUID
@@ -39,6 +45,9 @@ func testAgreesWithTheRule(t *testing.T, open Opener) {
 				for range 1 + rng.IntN(20) {
 					perm := rng.Perm(len(resources))
 					nx, ns := rng.IntN(3), rng.IntN(3)
+					if len(caps) > 0 && rng.IntN(5) > 0 {
+						nx, ns = 0, 1+rng.IntN(2) // mostly shared: the capacities bound
+					}
 					var exl, shr []string
 					for _, i := range perm[:nx] {
 						exl = append(exl, resources[i])
@@ -62,7 +71,7 @@ func testAgreesWithTheRule(t *testing.T, open Opener) {
 			want := map[uuid.UUID]bool{}
 			for _, id := range order {
 				m := tasks[id]
-				if m.state == store.StateWaiting && scheduling.Runnable(m.res, earlier) {
+				if m.state == store.StateWaiting && scheduling.Runnable(m.res, earlier, caps) {
 					want[id] = true
 				}
 				if !m.state.Final() {
@@ -80,12 +89,12 @@ func testAgreesWithTheRule(t *testing.T, open Opener) {
 			}
 			for id := range want {
 				if !got[id] {
-					t.Fatalf("trial %d step %d: runnable task %+v was not claimed", trial, step, tasks[id].res)
+					t.Fatalf("trial %d step %d: runnable task %+v was not claimed (capacities %v)", trial, step, tasks[id].res, caps)
 				}
 			}
 			for id := range got {
 				if !want[id] {
-					t.Fatalf("trial %d step %d: task %+v was claimed against the rule", trial, step, tasks[id].res)
+					t.Fatalf("trial %d step %d: task %+v was claimed against the rule (capacities %v)", trial, step, tasks[id].res, caps)
 				}
 			}
 			var outcomes []store.Outcome

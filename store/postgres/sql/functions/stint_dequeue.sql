@@ -1,7 +1,8 @@
 -- stint_dequeue removes the queue entries (p_res[k], p_seqs[k]) that exist,
 -- counts them out of their queues, and promotes what may move behind them:
--- on queues left without a ready entry, or that lost a waiting one (an
--- exclusive entry that held shared ones back may be gone). It locks the
+-- on queues left without a ready entry, that lost a waiting one (an
+-- exclusive entry that held shared ones back may be gone), or, on a
+-- resource with a capacity, that lost a holder (it leaves room). It locks the
 -- resources in name order first. It returns how many entries it promoted.
 CREATE OR REPLACE FUNCTION stint_dequeue(p_res text[], p_seqs bigint[])
  RETURNS integer
@@ -40,10 +41,10 @@ BEGIN
             exclusive_held = r.exclusive_held AND r.holders > c.held
         FROM counts c
         WHERE r.name = c.resource
-        RETURNING r.name, r.holders, r.waiting, c.waited
+        RETURNING r.name, r.holders, r.waiting, r.capacity, c.held, c.waited
     )
     SELECT array_agg(c.name ORDER BY c.name) INTO movable FROM counted c
-    WHERE c.waiting > 0 AND (c.holders = 0 OR c.waited > 0);
+    WHERE c.waiting > 0 AND (c.holders = 0 OR c.waited > 0 OR (c.held > 0 AND c.capacity IS NOT NULL));
     IF movable IS NULL THEN
         RETURN 0;
     END IF;

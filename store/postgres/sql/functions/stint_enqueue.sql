@@ -4,8 +4,9 @@
 -- in name order (stint_lock_resources), with seqs taken after the locks.
 -- Each entry is judged against its queue's counters: it is ready when
 -- nothing waits on the resource and either nothing holds it and it is the
--- first of the batch there, or no exclusive entry holds it and none comes
--- before it in the batch. It returns, for each task, how many of its
+-- first of the batch there, or no exclusive entry holds it, none comes
+-- before it in the batch, and (on a resource with a capacity) the holders
+-- and the entries of the batch before it leave it room. It returns, for each task, how many of its
 -- entries are not ready (its blocked_count). Dispatch and EnqueueDue both
 -- queue through it: the rule at entry is in one place.
 CREATE OR REPLACE FUNCTION stint_enqueue(p_ids uuid[], p_seqs bigint[], p_res_task integer[], p_res text[], p_res_exclusive boolean[])
@@ -26,7 +27,8 @@ BEGIN
     ), judged AS (
         SELECT en.task, en.res, en.excl, en.seq,
             r.waiting = 0 AND ((r.holders = 0 AND en.pos = 1)
-                OR (NOT r.exclusive_held AND en.exclusive_so_far = 0)) AS ready
+                OR (NOT r.exclusive_held AND en.exclusive_so_far = 0
+                    AND (r.capacity IS NULL OR r.holders + en.pos <= r.capacity))) AS ready
         FROM entries en JOIN stint_resources r ON r.name = en.res
     ), queued AS (
         INSERT INTO stint_task_resources (resource, seq, task_id, exclusive)

@@ -1,5 +1,8 @@
 -- stint_lock_resources locks the rows of the given resources in name order,
--- creating the missing ones. Every transaction that changes a queue calls it
+-- creating the missing ones, in one statement: ON CONFLICT DO UPDATE locks
+-- each row that exists (its WHERE false changes none), so that no row can
+-- be collected (stint_collect_resources) between finding it and locking
+-- it. Every transaction that changes a queue calls it
 -- first, so changes to one resource's queue are serialised and agree with
 -- commit order, and transactions never deadlock on resources.
 CREATE OR REPLACE FUNCTION stint_lock_resources(p_resources text[])
@@ -16,6 +19,5 @@ BEGIN
     END IF;
     INSERT INTO stint_resources (name)
         SELECT DISTINCT r FROM unnest(p_resources) AS r ORDER BY 1
-        ON CONFLICT DO NOTHING;
-    PERFORM 1 FROM stint_resources WHERE name = ANY (p_resources) ORDER BY name FOR UPDATE;
+        ON CONFLICT (name) DO UPDATE SET name = excluded.name WHERE false;
 END $function$;

@@ -4,7 +4,9 @@
 -- all ready. The rule, on a queue's first waiting entry (its head):
 --   an exclusive head becomes ready when no entry is ready, alone;
 --   a shared head becomes ready unless an exclusive entry is, and with it
---   the shared entries up to the next exclusive one.
+--   the shared entries up to the next exclusive one;
+--   on a resource with a capacity, no more than the capacity less the
+--   holders become ready.
 -- It reads the head of each queue that may move and the entries it makes
 -- ready. It returns how many entries it made ready.
 CREATE OR REPLACE FUNCTION stint_promote(p_resources text[])
@@ -22,15 +24,18 @@ DECLARE
     affected uuid[];
 BEGIN
     WITH heads AS (
-        SELECT r.name, r.frontier, r.holders, h.seq AS head_seq, h.exclusive AS head_exclusive
+        SELECT r.name, r.frontier, r.holders, r.capacity, h.seq AS head_seq, h.exclusive AS head_exclusive
         FROM stint_resources r
         CROSS JOIN LATERAL (
             SELECT q.seq, q.exclusive FROM stint_task_resources q
             WHERE q.resource = r.name AND q.seq > r.frontier ORDER BY q.seq LIMIT 1) h
-        WHERE r.name = ANY (p_resources) AND r.waiting > 0 AND (r.holders = 0 OR NOT r.exclusive_held)
+        WHERE r.name = ANY (p_resources) AND r.waiting > 0
+          AND (r.holders = 0 OR (NOT r.exclusive_held AND (r.capacity IS NULL OR r.holders < r.capacity)))
     ), bounds AS (
-        -- Entries after the frontier and below "below" become ready.
+        -- Entries after the frontier and below "below" become ready, at
+        -- most "room" of them (no bound when null).
         SELECT hd.name, hd.frontier, hd.head_exclusive AND hd.holders = 0 AS takes_exclusive,
+            hd.capacity - hd.holders AS room,
             CASE
                 WHEN hd.head_exclusive AND hd.holders = 0 THEN hd.head_seq + 1
                 WHEN hd.head_exclusive THEN hd.head_seq
@@ -44,7 +49,8 @@ BEGIN
         SELECT b.name, q.seq, q.task_id FROM bounds b
         CROSS JOIN LATERAL (
             SELECT q.seq, q.task_id FROM stint_task_resources q
-            WHERE q.resource = b.name AND q.seq > b.frontier AND q.seq < b.below) q
+            WHERE q.resource = b.name AND q.seq > b.frontier AND q.seq < b.below
+            ORDER BY q.seq LIMIT b.room) q
     ), counted AS (
         UPDATE stint_resources r
         SET holders = r.holders + m.n, waiting = r.waiting - m.n, frontier = m.last,

@@ -1,0 +1,20 @@
+-- Stint schema, version 16: counted resources, and resources that come and
+-- go.
+--
+-- A resource may have a capacity N >= 1: at most N tasks hold it shared at
+-- once (an exclusive holder still holds it alone; no capacity, as before,
+-- means any number). The rule is where it was, in the queue's counters:
+-- stint_enqueue makes a shared entry ready only while holders < capacity,
+-- stint_promote moves at most capacity - holders entries, stint_dequeue
+-- promotes behind a holder that leaves a counted queue, and
+-- stint_set_capacity sets a capacity and promotes at once (raising it
+-- starts the next tasks; lowering it lets the holders finish).
+--
+-- Rows of resources with no entries and no capacity are deleted by
+-- stint_collect_resources, so that a service using one resource per
+-- repository does not keep every name for ever. stint_lock_resources now
+-- locks the rows it finds in the statement that creates the missing ones
+-- (INSERT ... ON CONFLICT DO UPDATE ... WHERE false locks the conflicting
+-- rows without changing them): a row collected between a separate insert
+-- and lock would otherwise be missing when the queue is written.
+ALTER TABLE stint_resources ADD COLUMN capacity integer CHECK (capacity >= 1);
