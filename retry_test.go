@@ -111,3 +111,40 @@ func TestRetryDroppedAfterSIGKILL(t *testing.T) {
 		t.Fatalf("plain task: %s, attempts %+v", got.State, got.Attempts)
 	}
 }
+
+// TestCountedUnitFreedAfterSIGKILL: a worker process holding the only unit
+// of a resource of capacity 1 is SIGKILLed; its task is dropped, and the
+// next task on the resource starts then, not before.
+func TestCountedUnitFreedAfterSIGKILL(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h, dsn := newPostgresHarness(ctx, t)
+	if err := h.client.SetCapacity(ctx, "slot", 1); err != nil {
+		t.Fatal(err)
+	}
+	worker, exited := startWorkerProcess(t, dsn)
+	held := h.dispatch(stint.DispatchRequest{Name: "test.lost.plain", SharedResources: []string{"slot"}})
+	next := h.dispatch(stint.DispatchRequest{Name: "stint.noop", SharedResources: []string{"slot"}})
+	h.waitState(held.ID, store.StateRunning)
+	time.Sleep(300 * time.Millisecond) // the worker process polls: it would have claimed next by now
+	if got, err := h.client.Task(ctx, next.ID); err != nil || got.State != store.StateWaiting {
+		t.Fatalf("the next task is %v while the only unit is held (%v)", got, err)
+	}
+	blockers, err := h.client.BlockedBy(ctx, next.ID)
+	if err != nil || len(blockers) != 1 || blockers[0] != (stint.Blocker{Task: held.ID, Resource: "slot", Capacity: 1, Holders: 1}) {
+		t.Fatalf("the next task is blocked by %+v (%v)", blockers, err)
+	}
+	if err := worker.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	<-exited
+	h.startWorker(stint.WorkerConfig{Name: "rescuer"})
+	dropped := h.waitFinal(held.ID)
+	ran := h.waitFinal(next.ID)
+	if dropped.State != store.StateDropped || ran.State != store.StateCompleted || ran.Worker != "rescuer" {
+		t.Fatalf("held %s, next %s on %q", dropped.State, ran.State, ran.Worker)
+	}
+	if ran.StartedAt.Before(*dropped.FinishedAt) {
+		t.Fatalf("the next task started at %v, before the holder was dropped at %v", ran.StartedAt, dropped.FinishedAt)
+	}
+}

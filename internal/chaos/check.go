@@ -3,7 +3,9 @@ package chaos
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -133,6 +135,8 @@ type History struct {
 	Dispatches []Dispatch
 	Losses     []Loss
 	Outages    []Outage
+	// Capacities are the capacities of the counted resources, by name.
+	Capacities map[string]int
 	// QueueEntries counts the rows left in the per-resource queues
 	// (stint_task_resources) at the end; they hold only incomplete tasks.
 	QueueEntries int
@@ -226,6 +230,10 @@ const (
 	// NotRetried: a task ended failed (without NoRetry), or dropped under
 	// a policy with RetryDropped, while its policy had attempts left.
 	NotRetried Kind = "not-retried"
+	// OverCapacity: more tasks held a counted resource at once than its
+	// capacity, by their logs' enter and exit or by their started_at and
+	// finished_at.
+	OverCapacity Kind = "over-capacity"
 )
 
 // delayTolerance is how much earlier than its policy's least delay the
@@ -278,6 +286,10 @@ type Report struct {
 	// MaxOverlap is the longest overlap of conflicting intervals found
 	// (0 when the run is correct).
 	MaxOverlap time.Duration
+	// Concurrency is, for each capacity of the counted resources, the
+	// most tasks seen holding one such resource at once (by started_at and
+	// finished_at): at most the capacity when the run is correct.
+	Concurrency map[int]int
 	Violations []Violation
 }
 
@@ -297,12 +309,24 @@ func (r *Report) Summary() string {
 	return fmt.Sprintf("tasks %d (completed %d, dropped %d, failed %d, other %d), runs %d, "+
 		"retried tasks %d (earlier attempts %d: failed %d, dropped %d, of which lost with a worker %d; lost runs that had exited %d), "+
 		"kills %d, stops %d, restarts %d, network cuts %d, silences %d, runs of lost workers %d, claims lost %d, "+
-		"retried dispatches %d (duplicates %d), pairs compared %d, max overlap %v, violations %d",
+		"retried dispatches %d (duplicates %d), pairs compared %d, max overlap %v, %s, violations %d",
 		r.Tasks, r.States["completed"], r.States["dropped"], r.States["failed"],
 		r.Tasks-r.States["completed"]-r.States["dropped"]-r.States["failed"], r.Runs,
 		r.RetriedTasks, r.Retries, r.FailedRetries, r.DroppedRetries, r.LostRetried, r.LostCompletions,
 		r.Kills, r.Stops, r.Restarts, r.Cuts, r.Silences, r.LostTasks, r.ClaimsLost, r.Retried, r.Duplicates,
-		r.Compared, r.MaxOverlap, len(r.Violations))
+		r.Compared, r.MaxOverlap, r.concurrencyText(), len(r.Violations))
+}
+
+// concurrencyText says the most holders at once seen per capacity.
+func (r *Report) concurrencyText() string {
+	if len(r.Concurrency) == 0 {
+		return "no counted resources"
+	}
+	var parts []string
+	for _, n := range slices.Sorted(maps.Keys(r.Concurrency)) {
+		parts = append(parts, fmt.Sprintf("capacity %d: at most %d at once", n, r.Concurrency[n]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // finalStates are the states nothing leaves (DESIGN §2).
@@ -758,7 +782,54 @@ func (c *checker) overlaps(runs []*run) {
 		}
 		c.sweep(res, "logged enter/exit", logged)
 		c.sweep(res, "started_at/finished_at", recorded)
+		if n, ok := c.h.Capacities[res]; ok {
+			c.within(res, "logged enter/exit", logged, n)
+			most := c.within(res, "started_at/finished_at", recorded, n)
+			if c.rep.Concurrency == nil {
+				c.rep.Concurrency = map[int]int{}
+			}
+			c.rep.Concurrency[n] = max(c.rep.Concurrency[n], most)
+		}
 	}
+}
+
+// within reports every moment at which more intervals of one resource of
+// capacity n were open than n (intervals that only touch are not open
+// together), and returns the most open at once.
+func (c *checker) within(res, source string, ivs []interval, n int) int {
+	slices.SortFunc(ivs, func(a, b interval) int { return a.start.Compare(b.start) })
+	var active []interval
+	most := 0
+	for _, iv := range ivs {
+		open := active[:0]
+		for _, a := range active {
+			if a.end.After(iv.start) && a.task != iv.task {
+				open = append(open, a)
+			}
+		}
+		active = append(open, iv)
+		exclusive := 0
+		for _, a := range active {
+			if a.exclusive {
+				exclusive++
+			}
+		}
+		most = max(most, len(active))
+		if !scheduling.Fits(len(active), exclusive, n) && exclusive == 0 { // exclusive conflicts are Overlaps
+			c.fail(OverCapacity, "%s: by %s, %d tasks held it at %s, capacity %d: %s",
+				res, source, len(active), ts(iv.start), n, intervalTasks(active))
+		}
+	}
+	return most
+}
+
+// intervalTasks names the tasks of intervals.
+func intervalTasks(ivs []interval) string {
+	names := make([]string, len(ivs))
+	for i, iv := range ivs {
+		names[i] = fmt.Sprintf("%s (seq %d) [%s, %s]", iv.task, iv.seq, ts(iv.start), ts(iv.end))
+	}
+	return strings.Join(names, ", ")
 }
 
 // sweep reports every pair of conflicting intervals of one resource that
@@ -803,6 +874,8 @@ func (c *checker) overtakes() {
 		}
 		slices.SortFunc(holders, func(a, b *Task) int { return cmp.Compare(a.Seq, b.Seq) })
 		var lastAll, lastExcl *Task // the earlier holder ending last, of all and of the exclusive ones
+		capacity, counted := c.h.Capacities[res]
+		var earlierEnds []time.Time // of the earlier holders, on a counted resource
 		for _, t := range holders {
 			_, excl := holds(t, res)
 			// The earlier holders it is not compatible with: all of them
@@ -819,8 +892,26 @@ func (c *checker) overtakes() {
 						res, t.ID, t.Seq, mode(excl), ts(t.StartedAt), blocker.ID, blocker.Seq, mode(bx), ts(end))
 				}
 			}
+			if counted && !excl && !t.StartedAt.IsZero() {
+				// A shared holder of a counted resource waits, too, while
+				// capacity earlier holders are incomplete.
+				c.rep.Compared++
+				incomplete := 0
+				for _, end := range earlierEnds {
+					if t.StartedAt.Before(end) {
+						incomplete++
+					}
+				}
+				if incomplete >= capacity {
+					c.fail(Overtake, "%s: %s (seq %d, shared) started at %s while %d earlier holders were incomplete, capacity %d",
+						res, t.ID, t.Seq, ts(t.StartedAt), incomplete, capacity)
+				}
+			}
 			if t.State == "scheduled" {
 				continue // it holds no place in the queues until it is due
+			}
+			if counted {
+				earlierEnds = append(earlierEnds, endOf(t))
 			}
 			if lastAll == nil || endOf(t).After(endOf(lastAll)) {
 				lastAll = t

@@ -119,6 +119,10 @@ func TestCheckCorrectHistory(t *testing.T) {
 		t.Fatalf("counts: %+v", rep)
 	}
 	t.Log(rep.Summary())
+	h.Capacities = map[string]int{"r": 3}
+	if rep := Check(h.History, testLimits); len(rep.Violations) > 0 || rep.Concurrency[3] != 2 {
+		t.Fatalf("with capacity 3 on r: concurrency %v, violations %v", rep.Concurrency, rep.Violations)
+	}
 }
 
 // TestCheckCatchesViolations breaks a correct history in each of the ways
@@ -154,6 +158,26 @@ func TestCheckCatchesViolations(t *testing.T) {
 			h.task("F").Shared = []string{"r"}
 			h.Dispatches = append(h.Dispatches, Dispatch{Key: "F", ID: id})
 			h.task("F").Seq = 35 // after C, before D
+		}, nil},
+		{"two shared holders within capacity 2", func(h *history) {
+			h.Capacities = map[string]int{"r": 2}
+		}, nil},
+		{"two shared holders over capacity 1", func(h *history) {
+			h.Capacities = map[string]int{"r": 1}
+		}, []Kind{OverCapacity, Overtake}},
+		{"a third shared holder over capacity 2", func(h *history) {
+			h.Capacities = map[string]int{"r": 2}
+			id := h.addTask("F", 14, 18)
+			h.task("F").Shared = []string{"r"}
+			h.Dispatches = append(h.Dispatches, Dispatch{Key: "F", ID: id})
+			h.task("F").Seq = 35
+		}, []Kind{OverCapacity, Overtake}},
+		{"a third shared holder after one left, at capacity 2", func(h *history) {
+			h.Capacities = map[string]int{"r": 2}
+			id := h.addTask("F", 21, 24)
+			h.task("F").Shared = []string{"r"}
+			h.Dispatches = append(h.Dispatches, Dispatch{Key: "F", ID: id})
+			h.task("F").Seq = 35
 		}, nil},
 		{"a task not final", func(h *history) {
 			e := h.task("E")

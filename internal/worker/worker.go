@@ -772,6 +772,38 @@ func (w *Worker) sweepLoop(ctx context.Context) {
 			w.log.Error("sweep found stuck tasks (scheduler bug)", "unblocked", res.Unblocked,
 				"stale_queue_tasks", res.StaleQueues, "recounted_queues", res.Recounted)
 		}
+		w.collectResources(ctx)
+	}
+}
+
+// collectBatch is how many idle resources one CollectResources call
+// deletes; collectBatches bounds the calls of one sweep.
+const (
+	collectBatch   = 1000
+	collectBatches = 100
+)
+
+// collectResources deletes what the store keeps of resources that nothing
+// holds, waits for or bounds, in short batches.
+func (w *Worker) collectResources(ctx context.Context) {
+	total := 0
+	for range collectBatches {
+		cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+		n, err := w.store.CollectResources(cctx, collectBatch)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("collecting idle resources failed", "error", err)
+			}
+			return
+		}
+		total += n
+		if n < collectBatch {
+			break
+		}
+	}
+	if total > 0 {
+		w.log.Debug("collected idle resources", "resources", total)
 	}
 }
 
