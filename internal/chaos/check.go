@@ -290,7 +290,7 @@ type Report struct {
 	// most tasks seen holding one such resource at once (by started_at and
 	// finished_at): at most the capacity when the run is correct.
 	Concurrency map[int]int
-	Violations []Violation
+	Violations  []Violation
 }
 
 // Count returns the number of violations of kind k.

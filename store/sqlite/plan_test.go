@@ -48,8 +48,8 @@ func TestPlans(t *testing.T) {
 		// bound through the queue's keys and the waiting entries.
 		sqlCapacityRoom: {"SEARCH c USING PRIMARY KEY (name=?)", "USING INDEX stint_task_resources_waiting"},
 		sqlPromoteBound: {"SEARCH w USING INDEX stint_task_resources_waiting (resource=?)"},
-		sqlFinish:  {"SEARCH t USING INDEX sqlite_autoindex_stint_tasks_1 (id=?)"},
-		sqlClaim:   {"USING INDEX stint_tasks_claimable", "USING INDEX stint_task_resources_task", "USING INDEX stint_task_resources_exclusive"},
+		sqlFinish:       {"SEARCH t USING INDEX sqlite_autoindex_stint_tasks_1 (id=?)"},
+		sqlClaim:        {"USING INDEX stint_tasks_claimable", "USING INDEX stint_task_resources_task", "USING INDEX stint_task_resources_exclusive"},
 		// Tasks in time.
 		sqlUniqueTask:      {"SEARCH stint_tasks USING INDEX stint_tasks_unique_key (owner=? AND name=? AND unique_key=?)"},
 		sqlDue:             {"SEARCH stint_tasks USING INDEX stint_tasks_due (scheduled_at<?)"},
