@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -58,9 +59,20 @@ func (s *Server) renderTasks(r *http.Request, tasks []*store.Task) ([]apiv1.Task
 	}
 	for i, list := range blockers {
 		shown := make([]apiv1.Blocker, 0, len(list))
+		fullShown := map[string]bool{}
 		for _, b := range list {
-			if visible(b.Task) {
-				shown = append(shown, apiv1.Blocker{Task: apiv1.TaskHref(b.Task), Resource: b.Resource})
+			var reason string
+			if b.Capacity > 0 {
+				reason = fmt.Sprintf("resource full (%d of %d)", b.Holders, b.Capacity)
+			}
+			switch {
+			case visible(b.Task):
+				shown = append(shown, apiv1.Blocker{Task: apiv1.TaskHref(b.Task), Resource: b.Resource, Reason: reason})
+				fullShown[b.Resource] = fullShown[b.Resource] || reason != ""
+			case reason != "" && !fullShown[b.Resource]:
+				// The holders are other users' tasks: the reason without them.
+				shown = append(shown, apiv1.Blocker{Resource: b.Resource, Reason: reason})
+				fullShown[b.Resource] = true
 			}
 		}
 		if reason := s.noWorkerFor(tasks[i], workers); reason != "" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -195,6 +196,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET "+p+"/task-groups", gz(s.authenticate(s.listTaskGroups)))
 	mux.Handle("GET "+p+"/task-groups/{id}", gz(s.authenticate(s.getTaskGroup)))
 	mux.Handle("PATCH "+p+"/task-groups/{id}", s.authenticate(s.patchTaskGroup))
+	mux.Handle("GET "+p+"/resources", gz(s.authenticate(s.listResources)))
+	mux.Handle("GET "+p+"/resources/{name}", gz(s.authenticate(s.getResource)))
+	mux.Handle("PUT "+p+"/resources/{name}", s.authenticate(s.putResource))
 	mux.Handle("GET "+p+"/events", s.authenticate(s.streamEvents))
 	mux.Handle("GET "+p+"/me", s.authenticate(s.me))
 	mux.HandleFunc("GET "+p+"/status", s.status)
@@ -217,11 +221,15 @@ func (s *Server) routes() http.Handler {
 // trimTrailingSlash serves /path/ as /path: the API accepts both.
 func trimTrailingSlash(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") && p != "/ui/" {
-			r2 := r.Clone(r.Context())
-			r2.URL.Path = strings.TrimRight(p, "/")
-			r2.URL.RawPath = ""
-			r = r2
+		// On the escaped path: a trailing %2F is part of a name (a
+		// resource "x/" is /resources/x%2F), not a slash to trim.
+		if p := r.URL.EscapedPath(); len(p) > 1 && strings.HasSuffix(p, "/") && p != "/ui/" {
+			trimmed := strings.TrimRight(p, "/")
+			if unescaped, err := url.PathUnescape(trimmed); err == nil {
+				r2 := r.Clone(r.Context())
+				r2.URL.Path, r2.URL.RawPath = unescaped, trimmed
+				r = r2
+			}
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -18,6 +18,9 @@
 //	            parent, children, group, retry_of, cancel, retry
 //	groups.js   #/groups and #/groups/<id>: counts, tasks, cancel
 //	workers.js  #/workers: online or missing, heartbeat age, current tasks
+//	resources.js #/resources and #/resources/<name>: holders against the
+//	            capacity, the queue's length and oldest wait; one
+//	            resource's holders and waiting tasks in queue order
 //
 // Routes live in the fragment (#/tasks?state=running&offset=20), so the
 // server only ever serves index.html and its files. GET /api/v1/me says
@@ -41,14 +44,18 @@
 // per 500 ms; a read never shows an older state over a newer event. After
 // a reconnection (1 s back-off doubling to 30 s) the page reads again what
 // it shows, since events may have been missed. The workers page has no
-// events: it reads /workers every 2 s.
+// events: it reads /workers every 2 s. Events carry no resources, so the
+// resources pages read again when a task changes state, at most once a
+// second, and every 10 s besides (a new capacity changes no task).
 //
 // # The DOM contract
 //
 // Browser tests drive the UI through ids, classes and data attributes
 // (section#tasks-page, table#tasks-table with tr[data-task-id][data-state],
 // button#cancel-task, button#retry-task, #task-attempts li[data-attempt],
-// dialog#confirm-cancel, #flash, ...). They are part
+// table#resources-table with tr[data-resource][data-holders][data-waiting],
+// section#resource-page[data-resource], dialog#confirm-cancel, #flash,
+// ...). They are part
 // of the UI's interface: rename one only together with its tests.
 //
 // # Security

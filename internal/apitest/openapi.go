@@ -179,7 +179,9 @@ func (v *Validator) ValidateSchema(name string, body []byte) error {
 // findRoute finds the operation of req by its method and path alone,
 // trying the path without and with a trailing slash.
 func (v *Validator) findRoute(req *http.Request) (*routers.Route, map[string]string, error) {
-	path := req.URL.Path
+	// The escaped path: a percent-encoded slash (a resource named
+	// "repo/1" is /resources/repo%2F1) stays inside its segment.
+	path := req.URL.EscapedPath()
 	if path == "" {
 		path = "/"
 	}

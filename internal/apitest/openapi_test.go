@@ -66,6 +66,7 @@ func TestDocumentLoads(t *testing.T) {
 		"DELETE /api/v1/tasks/{id}", "POST /api/v1/tasks/{id}/retry", "POST /api/v1/tasks/purge",
 		"GET /api/v1/task-groups", "POST /api/v1/task-groups", "GET /api/v1/task-groups/{id}", "PATCH /api/v1/task-groups/{id}",
 		"GET /api/v1/workers", "GET /api/v1/workers/{name}", "GET /api/v1/me",
+		"GET /api/v1/resources", "GET /api/v1/resources/{name}", "PUT /api/v1/resources/{name}",
 		"GET /healthz", "GET /metrics", "GET /readyz",
 	}
 	var got []string
@@ -123,32 +124,36 @@ func TestNewValidatorRejectsBadDocuments(t *testing.T) {
 // schemaTypes pairs the schemas of the document with the apiv1 types they
 // describe.
 var schemaTypes = map[string]reflect.Type{
-	"Error":           reflect.TypeFor[apiv1.Error](),
-	"DispatchTask":    reflect.TypeFor[apiv1.DispatchTask](),
-	"TaskRef":         reflect.TypeFor[apiv1.TaskRef](),
-	"PatchTask":       reflect.TypeFor[apiv1.PatchTask](),
-	"Task":            reflect.TypeFor[apiv1.Task](),
-	"TaskWorker":      reflect.TypeFor[apiv1.TaskWorker](),
-	"TaskError":       reflect.TypeFor[apiv1.TaskError](),
-	"ProgressReport":  reflect.TypeFor[apiv1.ProgressReport](),
-	"Blocker":         reflect.TypeFor[apiv1.Blocker](),
-	"TaskPage":        reflect.TypeFor[apiv1.Page[apiv1.Task]](),
-	"Worker":          reflect.TypeFor[apiv1.Worker](),
-	"WorkerPage":      reflect.TypeFor[apiv1.Page[apiv1.Worker]](),
-	"Status":          reflect.TypeFor[apiv1.Status](),
-	"DatabaseStatus":  reflect.TypeFor[apiv1.DatabaseStatus](),
-	"WorkersStatus":   reflect.TypeFor[apiv1.WorkersStatus](),
-	"TasksStatus":     reflect.TypeFor[apiv1.TasksStatus](),
-	"TaskEvent":       reflect.TypeFor[apiv1.TaskEvent](),
-	"TaskGroup":       reflect.TypeFor[apiv1.TaskGroup](),
-	"TaskGroupRef":    reflect.TypeFor[apiv1.TaskGroupRef](),
-	"TaskGroupPage":   reflect.TypeFor[apiv1.Page[apiv1.TaskGroup]](),
-	"CreateTaskGroup": reflect.TypeFor[apiv1.CreateTaskGroup](),
-	"PatchTaskGroup":  reflect.TypeFor[apiv1.PatchTaskGroup](),
-	"PurgeTasks":      reflect.TypeFor[apiv1.PurgeTasks](),
-	"Me":              reflect.TypeFor[apiv1.Me](),
-	"Retry":           reflect.TypeFor[apiv1.Retry](),
-	"Attempt":         reflect.TypeFor[apiv1.Attempt](),
+	"Error":            reflect.TypeFor[apiv1.Error](),
+	"DispatchTask":     reflect.TypeFor[apiv1.DispatchTask](),
+	"TaskRef":          reflect.TypeFor[apiv1.TaskRef](),
+	"PatchTask":        reflect.TypeFor[apiv1.PatchTask](),
+	"Task":             reflect.TypeFor[apiv1.Task](),
+	"TaskWorker":       reflect.TypeFor[apiv1.TaskWorker](),
+	"TaskError":        reflect.TypeFor[apiv1.TaskError](),
+	"ProgressReport":   reflect.TypeFor[apiv1.ProgressReport](),
+	"Blocker":          reflect.TypeFor[apiv1.Blocker](),
+	"TaskPage":         reflect.TypeFor[apiv1.Page[apiv1.Task]](),
+	"Worker":           reflect.TypeFor[apiv1.Worker](),
+	"WorkerPage":       reflect.TypeFor[apiv1.Page[apiv1.Worker]](),
+	"Resource":         reflect.TypeFor[apiv1.Resource](),
+	"ResourceHolders":  reflect.TypeFor[apiv1.ResourceHolders](),
+	"ResourceCapacity": reflect.TypeFor[apiv1.ResourceCapacity](),
+	"ResourcePage":     reflect.TypeFor[apiv1.Page[apiv1.Resource]](),
+	"Status":           reflect.TypeFor[apiv1.Status](),
+	"DatabaseStatus":   reflect.TypeFor[apiv1.DatabaseStatus](),
+	"WorkersStatus":    reflect.TypeFor[apiv1.WorkersStatus](),
+	"TasksStatus":      reflect.TypeFor[apiv1.TasksStatus](),
+	"TaskEvent":        reflect.TypeFor[apiv1.TaskEvent](),
+	"TaskGroup":        reflect.TypeFor[apiv1.TaskGroup](),
+	"TaskGroupRef":     reflect.TypeFor[apiv1.TaskGroupRef](),
+	"TaskGroupPage":    reflect.TypeFor[apiv1.Page[apiv1.TaskGroup]](),
+	"CreateTaskGroup":  reflect.TypeFor[apiv1.CreateTaskGroup](),
+	"PatchTaskGroup":   reflect.TypeFor[apiv1.PatchTaskGroup](),
+	"PurgeTasks":       reflect.TypeFor[apiv1.PurgeTasks](),
+	"Me":               reflect.TypeFor[apiv1.Me](),
+	"Retry":            reflect.TypeFor[apiv1.Retry](),
+	"Attempt":          reflect.TypeFor[apiv1.Attempt](),
 }
 
 // TestSchemasMatchAPIV1 compares each object schema with its Go type field
@@ -353,6 +358,25 @@ func sampleWorker() apiv1.Worker {
 	}
 }
 
+// sampleResource is a full resource with a capacity, as GET
+// /resources/{name} writes it.
+func sampleResource() apiv1.Resource {
+	return apiv1.Resource{
+		Name: "remote/github", Href: apiv1.ResourceHref("remote/github"), Capacity: ptr(4),
+		Holders: apiv1.ResourceHolders{Count: 4, Tasks: []string{apiv1.TaskHref(taskID)}},
+		Waiting: 2, OldestWaitingSince: &now, WaitingTasks: &[]string{apiv1.TaskHref(otherID)},
+	}
+}
+
+// idleResource is what GET /resources/{name} answers for a name nothing
+// uses.
+func idleResource() apiv1.Resource {
+	return apiv1.Resource{
+		Name: "repo:1", Href: apiv1.ResourceHref("repo:1"),
+		Holders: apiv1.ResourceHolders{Tasks: []string{}}, WaitingTasks: &[]string{},
+	}
+}
+
 func sampleStatus() apiv1.Status {
 	var s apiv1.Status
 	s.Version, s.Engine = "0.1.0", "postgresql"
@@ -457,6 +481,23 @@ func TestValidResponses(t *testing.T) {
 		{"worker", "GET", "/api/v1/workers/4242@host1", 200, nil, mustJSON(t, sampleWorker())},
 		{"no worker", "GET", "/api/v1/workers/nobody", 404, nil, errBody(`no worker "nobody"`)},
 		{"status", "GET", "/api/v1/status", 200, nil, mustJSON(t, sampleStatus())},
+		{"resource page", "GET", "/api/v1/resources?busy=true&ordering=-waiting", 200, nil, mustJSON(t, apiv1.Page[apiv1.Resource]{
+			Count: new(2), Results: []apiv1.Resource{
+				func() apiv1.Resource { r := sampleResource(); r.WaitingTasks = nil; return r }(),
+				{Name: "repo:1", Href: apiv1.ResourceHref("repo:1"), Holders: apiv1.ResourceHolders{Count: 1, Exclusive: true, Tasks: []string{}}},
+			}})},
+		{"resource", "GET", "/api/v1/resources/repo:1", 200, nil, mustJSON(t, sampleResource())},
+		{"idle resource", "GET", "/api/v1/resources/repo:1", 200, nil, mustJSON(t, idleResource())},
+		{"resource bad name", "GET", "/api/v1/resources/repo:1", 400, nil, errBody("name: resource is 1025 bytes, more than 1024")},
+		{"set capacity", "PUT", "/api/v1/resources/repo:1", 200, nil, mustJSON(t, sampleResource())},
+		{"set capacity bad", "PUT", "/api/v1/resources/repo:1", 400, nil, errBody("capacity: 0 is not a number from 1 to 1000000 (or null to remove it)")},
+		{"set capacity as a user", "PUT", "/api/v1/resources/repo:1", 403, nil, errBody("only admins may set capacities")},
+		{"full resource blocker", "GET", taskPath, 200, nil, edit(t, fullTask(), func(m map[string]any) {
+			m["blocked_by"] = []any{
+				map[string]any{"task": apiv1.TaskHref(otherID), "resource": "remote/github", "reason": "resource full (4 of 4)"},
+				map[string]any{"resource": "remote/x", "reason": "resource full (1 of 1)"},
+			}
+		})},
 		{"openapi", "GET", "/api/v1/openapi.json", 200, nil, doc},
 		{"events", "GET", "/api/v1/events?task=" + taskID.String(), 200, http.Header{"Content-Type": {"text/event-stream"}},
 			[]byte(": connected\n\nevent: task\ndata: " + string(mustJSON(t, sampleEvent())) + "\n\n")},
@@ -542,6 +583,12 @@ func TestInvalidResponses(t *testing.T) {
 		{"status 503", "GET", "/api/v1/status", 503, nil, mustJSON(t, apiv1.Error{Detail: "down"})},
 		{"events as JSON", "GET", "/api/v1/events", 200, nil, mustJSON(t, sampleEvent())},
 		{"healthz as JSON", "GET", "/healthz", 200, nil, []byte(`"ok"`)},
+		{"resource without capacity", "GET", "/api/v1/resources/r", 200, nil, edit(t, sampleResource(), del("capacity"))},
+		{"resource capacity 0", "GET", "/api/v1/resources/r", 200, nil, edit(t, sampleResource(), set("capacity", 0))},
+		{"resource with stray field", "GET", "/api/v1/resources/r", 200, nil, edit(t, sampleResource(), set("queue", 1))},
+		{"resource href with a slash", "GET", "/api/v1/resources/r", 200, nil, edit(t, sampleResource(), set("href", "/api/v1/resources/remote/github"))},
+		{"resource holders null", "GET", "/api/v1/resources/r", 200, nil, edit(t, sampleResource(), set("holders", nil))},
+		{"resource not found", "GET", "/api/v1/resources/r", 404, nil, mustJSON(t, apiv1.Error{Detail: "no resource"})},
 	} {
 		err := a.validate(v)
 		if err == nil {

@@ -99,13 +99,28 @@ var (
 	// heartbeated within the missing timeout.
 	workersDesc = prometheus.NewDesc("stint_workers", "Registered workers, online or missing.", []string{"status"}, nil)
 	upDesc      = prometheus.NewDesc("stint_store_up", "1 if the store answered the last scrape.", nil, nil)
+	// The queues of resources: the longest ones (at most hotResources,
+	// so that the series stay few whatever the number of resources), and
+	// all of them together.
+	resourceWaitingDesc = prometheus.NewDesc("stint_resource_waiting_tasks",
+		"Tasks waiting for a resource, for the longest queues at scrape time.", []string{"resource"}, nil)
+	resourcesWaitingDesc = prometheus.NewDesc("stint_resources_waiting_tasks",
+		"Queue entries waiting on every resource together (a task waiting for two resources counts twice).", nil, nil)
+	resourcesBusyDesc = prometheus.NewDesc("stint_resources_busy", "Resources with holders or waiting tasks.", nil, nil)
 )
+
+// hotResources is how many of the longest resource queues a scrape reports
+// one by one.
+const hotResources = 20
 
 // Describe implements prometheus.Collector.
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- tasksDesc
 	ch <- workersDesc
 	ch <- upDesc
+	ch <- resourceWaitingDesc
+	ch <- resourcesWaitingDesc
+	ch <- resourcesBusyDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -131,8 +146,18 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(online), "online")
 		ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(missing), "missing")
 	}
+	hot, rerr := c.store.Resources(ctx, store.ResourceFilter{Busy: true, Ordering: store.OrderResourceWaitingDesc, Limit: hotResources})
+	if rerr == nil {
+		for _, r := range hot.Resources {
+			if r.Waiting > 0 {
+				ch <- prometheus.MustNewConstMetric(resourceWaitingDesc, prometheus.GaugeValue, float64(r.Waiting), r.Name)
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(resourcesWaitingDesc, prometheus.GaugeValue, float64(hot.Waiting))
+		ch <- prometheus.MustNewConstMetric(resourcesBusyDesc, prometheus.GaugeValue, float64(hot.Count))
+	}
 	up := 1.0
-	if err != nil || werr != nil {
+	if err != nil || werr != nil || rerr != nil {
 		up = 0
 	}
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up)

@@ -2,6 +2,7 @@
 // the sign-in form on a 401, and routes by the URL's fragment:
 //   #/tasks?state=&name=&worker=&task_group=&owner=&ordering=&offset=
 //   #/tasks/<id>   #/groups   #/groups/<id>   #/workers
+//   #/resources?name=&busy=&offset=   #/resources/<name, encoded>
 // Each page is an object with mount(root, route), unmount() and,
 // optionally, update(route) for a new query on the same page.
 
@@ -11,6 +12,7 @@ import { tasksPage } from './tasks.js';
 import { taskPage } from './task.js';
 import { groupsPage, groupPage } from './groups.js';
 import { workersPage } from './workers.js';
+import { resourcesPage, resourcePage } from './resources.js';
 
 const PAGES = {
   tasks: { make: tasksPage, nav: 'tasks', title: 'Tasks' },
@@ -18,6 +20,8 @@ const PAGES = {
   groups: { make: groupsPage, nav: 'groups', title: 'Groups' },
   group: { make: groupPage, nav: 'groups', title: 'Group' },
   workers: { make: workersPage, nav: 'workers', title: 'Workers' },
+  resources: { make: resourcesPage, nav: 'resources', title: 'Resources' },
+  resource: { make: resourcePage, nav: 'resources', title: 'Resource' },
 };
 
 const main = document.getElementById('main');
@@ -67,6 +71,7 @@ function parseRoute() {
   if (section === 'tasks') return id ? { kind: 'task', id, params } : { kind: 'tasks', params };
   if (section === 'groups') return id ? { kind: 'group', id, params } : { kind: 'groups', params };
   if (section === 'workers' && !id) return { kind: 'workers', params };
+  if (section === 'resources') return id ? { kind: 'resource', id, params } : { kind: 'resources', params };
   return null;
 }
 

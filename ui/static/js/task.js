@@ -7,6 +7,7 @@ import * as api from './api.js';
 import {
   h, INCOMPLETE, RETRYABLE, stateBadge, timeEl, progressEl, progressText, throttled, idOf, shortId, duration, goDuration, newer,
 } from './dom.js';
+import { resourceLink } from './resources.js';
 
 const MAX_FOLLOWED_CHILDREN = 50;
 const WAITING_POLL_MS = 3000;
@@ -126,6 +127,20 @@ export function taskPage(ctx, route) {
     return h('a', { href: `#/tasks/${taskId}`, title: taskId }, name ? `${name} ${shortId(taskId)}` : taskId);
   }
 
+  // blockerItem is one entry of blocked_by: an earlier task on a
+  // resource, with the reason when the resource is full ("resource full
+  // (4 of 4)"); a full resource whose holders the viewer cannot see; or
+  // a reason alone (no worker provides the versions it requires).
+  function blockerItem(b) {
+    const reason = b.reason ? h('span', { class: 'blocker-reason' }, b.reason) : null;
+    if (b.task) {
+      return h('li', {}, 'Behind ', linkToTask(idOf(b.task)), b.resource ? [' on ', resourceLink(b.resource)] : null,
+        reason ? [': ', reason] : null);
+    }
+    if (b.resource) return h('li', {}, resourceLink(b.resource), ': ', reason || 'held by earlier tasks you cannot see');
+    return h('li', {}, reason || 'Waiting');
+  }
+
   function render() {
     const t = task;
     const canCancel = INCOMPLETE.has(t.state) && t.state !== 'canceling' && ctx.mayCancel(t.owner);
@@ -170,9 +185,7 @@ export function taskPage(ctx, route) {
       if (t.state !== 'waiting') return null;
       const by = t.blocked_by || [];
       return section('task-blocked-by', 'Why it waits', by.length
-        ? h('ul', { class: 'blockers' }, by.map((b) => (b.task
-          ? h('li', {}, 'Behind ', linkToTask(idOf(b.task)), b.resource ? [' on ', h('code', {}, b.resource)] : null)
-          : h('li', {}, b.reason || 'Waiting'))))
+        ? h('ul', { class: 'blockers' }, by.map(blockerItem))
         : h('p', {}, t.unblocked_at || !((t.exclusive_resources || []).length || (t.shared_resources || []).length)
           ? 'Waiting for a free worker.'
           : 'Its resources are held by earlier tasks you cannot see.'));
@@ -210,12 +223,14 @@ export function taskPage(ctx, route) {
     fill(slots.args, t.args, () => section('task-args', 'Arguments', codeBlock(json(t.args), 'Arguments as JSON')));
 
     fill(slots.resources, [t.exclusive_resources, t.shared_resources, t.created_resources, t.versions], () => {
-      const list = (cls, title, items) => h('div', { class: cls }, h('h3', {}, title),
-        items && items.length ? h('ul', { class: 'plain' }, items.map((r) => h('li', {}, h('code', {}, r)))) : none());
+      const list = (cls, title, items, link = false) => h('div', { class: cls }, h('h3', {}, title),
+        items && items.length ? h('ul', { class: 'plain' }, items.map((r) => h('li', {}, link ? resourceLink(r) : h('code', {}, r)))) : none());
       const versions = Object.entries(t.versions || {});
+      // The resources it holds or waits for link to their pages; created
+      // ones and versions are only recorded.
       return section('task-resources', 'Resources',
-        list('exclusive', 'Exclusive', t.exclusive_resources),
-        list('shared', 'Shared', t.shared_resources),
+        list('exclusive', 'Exclusive', t.exclusive_resources, true),
+        list('shared', 'Shared', t.shared_resources, true),
         (t.created_resources || []).length ? list('created', 'Created', t.created_resources) : null,
         versions.length ? list('versions', 'Requires versions', versions.map(([k, v]) => `${k} ≥ ${v}`)) : null);
     });
