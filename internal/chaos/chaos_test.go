@@ -99,6 +99,7 @@ func TestChaos(t *testing.T) {
 	defer pool.Close()
 
 	r := &chaosRun{t: t, cfg: cfg, bin: bin, pg: pg, pool: pool, rng: rand.New(rand.NewPCG(cfg.seed, 7))}
+	r.capacities = setCapacities(t, pg.URL, rand.New(rand.NewPCG(cfg.seed, 13)), cfg.resources)
 	apis := []*node{r.startNode("api", "api-0"), r.startNode("api", "api-1")}
 	// One worker reaches PostgreSQL through a fault-injecting proxy, for
 	// the network fault; it is neither killed nor stopped.
@@ -211,6 +212,33 @@ type chaosRun struct {
 
 	losses  []Loss // the chaos, as Check takes it
 	outages []Outage
+	// capacities of the counted resources, by name.
+	capacities map[string]int
+}
+
+// countedResources is how many of the run's resources get a capacity.
+const countedResources = 4
+
+// setCapacities gives countedResources of the n resources of the run a
+// capacity of 2 or 3, and returns them.
+func setCapacities(t *testing.T, dsn string, rng *rand.Rand, n int) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	caps := map[string]int{}
+	for _, i := range rng.Perm(n)[:countedResources] {
+		name, c := resourceName(i), 2+rng.IntN(2)
+		if err := st.SetCapacity(ctx, name, &c); err != nil {
+			t.Fatal(err)
+		}
+		caps[name] = c
+	}
+	t.Logf("capacities: %v", caps)
+	return caps
 }
 
 var listeningRE = regexp.MustCompile(`listening (http://[0-9.:]+)`)
@@ -686,6 +714,7 @@ func (r *chaosRun) history(d *dispatcher) History {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
+	h.Capacities = r.capacities
 	if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM stint_task_resources`).Scan(&h.QueueEntries); err != nil {
 		t.Fatal(err)
 	}
@@ -823,7 +852,7 @@ func drawTask(rng *rand.Rand, key string) apiv1.DispatchTask {
 func drawResources(rng *rand.Rand, n int) (exclusive, shared []string) {
 	perm := rng.Perm(n)
 	for _, i := range perm[:1+rng.IntN(3)] {
-		name := fmt.Sprintf("res-%02d", i)
+		name := resourceName(i)
 		if rng.IntN(2) == 0 {
 			exclusive = append(exclusive, name)
 		} else {
@@ -832,6 +861,9 @@ func drawResources(rng *rand.Rand, n int) (exclusive, shared []string) {
 	}
 	return exclusive, shared
 }
+
+// resourceName is the name of the run's resource i.
+func resourceName(i int) string { return fmt.Sprintf("res-%02d", i) }
 
 // dispatch POSTs one logical task until an API node acknowledges it,
 // counting the tries of unknown outcome; a 4xx is recorded as refused.
