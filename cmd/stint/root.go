@@ -19,7 +19,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newMigrateCommand(), newWorkerCommand(), newBenchCommand(), newServeCommand(), newAPICommand(), newTaskCommand(), newGroupCommand(), newStatusCommand(), newUserCommand())
+	root.AddCommand(newMigrateCommand(), newWorkerCommand(), newBenchCommand(), newServeCommand(), newAPICommand(), newTaskCommand(), newGroupCommand(), newResourceCommand(), newStatusCommand(), newUserCommand())
 	return root
 }
 
