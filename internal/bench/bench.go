@@ -30,7 +30,7 @@ import (
 // Scenarios lists the scenario names in the order they run. All but
 // "sqlite" run on PostgreSQL; "sqlite" is throughput-noop on the embedded
 // engine.
-var Scenarios = []string{"throughput-noop", "throughput-resources", "depth", "latency", "scheduled", "process", "dispatch-single", "http", "sqlite"}
+var Scenarios = []string{"throughput-noop", "throughput-resources", "throughput-counted", "depth", "latency", "scheduled", "process", "dispatch-single", "http", "sqlite"}
 
 // Config configures a benchmark run.
 type Config struct {
@@ -109,6 +109,8 @@ func Run(ctx context.Context, cfg Config) error {
 			var r throughput
 			r, err = runThroughput(ctx, cfg, scratchPostgres, cfg.load("stint.noop").withResources(0))
 			line = fmt.Sprintf("throughput-resources: %.0f tasks/s (%d tasks, 1 exclusive + 2 shared of %d resources each, dispatch %.0f tasks/s)", r.rate, cfg.Tasks, resourceCount, r.dispatchRate)
+		case "throughput-counted":
+			line, err = runCounted(ctx, cfg)
 		case "depth":
 			var shallow, deep throughput
 			if shallow, err = runThroughput(ctx, cfg, scratchPostgres, cfg.load("stint.noop").withResources(1000)); err == nil {
@@ -233,6 +235,9 @@ type throughputLoad struct {
 	// resources: each task holds 1 exclusive and 2 shared resources out
 	// of resourceCount.
 	resources bool
+	// counted: each task holds 1 shared resource out of countedCount,
+	// each of capacity countedCapacity.
+	counted bool
 	// waiting tasks wait on other resources before the run starts.
 	waiting int
 	// scheduled tasks are scheduled an hour ahead before the run starts.
@@ -286,6 +291,13 @@ func runThroughput(ctx context.Context, cfg Config, open scratchFunc, l throughp
 	}
 	reg := stint.NewRegistry()
 	client := stint.NewClient(st, reg)
+	if l.counted {
+		for i := range countedCount {
+			if err := client.SetCapacity(ctx, fmt.Sprintf("counted:%d", i), countedCapacity); err != nil {
+				return throughput{}, err
+			}
+		}
+	}
 	w, err := stint.NewWorker(st, reg, stint.WorkerConfig{Name: "bench", Concurrency: l.slots, SweepInterval: -1, Logger: cfg.Logger})
 	if err != nil {
 		return throughput{}, err
@@ -303,6 +315,9 @@ func runThroughput(ctx context.Context, cfg Config, open scratchFunc, l throughp
 			picks := rng.Perm(resourceCount)[:3]
 			reqs[i].ExclusiveResources = []string{fmt.Sprintf("res:%d", picks[0])}
 			reqs[i].SharedResources = []string{fmt.Sprintf("res:%d", picks[1]), fmt.Sprintf("res:%d", picks[2])}
+		}
+		if l.counted {
+			reqs[i].SharedResources = []string{fmt.Sprintf("counted:%d", rng.IntN(countedCount))}
 		}
 	}
 	start := time.Now()
@@ -326,6 +341,39 @@ func runThroughput(ctx context.Context, cfg Config, open scratchFunc, l throughp
 		rate:         float64(l.tasks) / elapsed.Seconds(),
 		dispatchRate: float64(l.tasks) / dispatched.Seconds(),
 	}, nil
+}
+
+// The resources of throughput-counted: how many, and the capacity of each.
+const (
+	countedCount    = 100
+	countedCapacity = 10
+)
+
+// runCounted is the throughput-counted scenario: tasks that each hold one
+// shared resource of capacity countedCapacity out of countedCount, beside
+// throughput-resources in the same run, alternated (resources, counted,
+// counted, resources) so that drift favours neither; the rates are the
+// means of each pair.
+func runCounted(ctx context.Context, cfg Config) (string, error) {
+	resources := cfg.load("stint.noop").withResources(0)
+	counted := cfg.load("stint.noop")
+	counted.counted = true
+	var sum [2]float64
+	for _, kind := range []int{0, 1, 1, 0} {
+		load := resources
+		if kind == 1 {
+			load = counted
+		}
+		r, err := runThroughput(ctx, cfg, scratchPostgres, load)
+		if err != nil {
+			return "", err
+		}
+		sum[kind] += r.rate
+	}
+	res, cnt := sum[0]/2, sum[1]/2
+	return fmt.Sprintf("throughput-counted: %.0f tasks/s, ratio %.2f to throughput-resources (%.0f tasks/s) in the same run "+
+		"(%d tasks, 1 shared of %d resources of capacity %d each; means of 2 runs each, alternated)",
+		cnt, cnt/res, res, cfg.Tasks, countedCount, countedCapacity), nil
 }
 
 // preloadWaiting dispatches n tasks that stay waiting: 100 blockers hold
