@@ -9,8 +9,9 @@
 // resource: a task may start when, on every resource it names, no earlier
 // incomplete task conflicts with it and, on a resource with a capacity,
 // fewer than N earlier incomplete tasks hold it.
+//
 // It is the reference form of the rule: each engine states it once in its
-// own model (PostgreSQL's counted queues in stint_dispatch and
+// own model (PostgreSQL's counted queues in stint_enqueue and
 // stint_promote, SQLite's ready flags in store/sqlite's sqlEnqueue and
 // sqlPromote; docs/architecture.md, "One rule, one model per engine"), and
 // every checker (the conformance suite's model, the chaos checker) judges
